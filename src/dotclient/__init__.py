@@ -1,0 +1,49 @@
+"""dotclient: DNS over TLS (RFC 7858) for Python, authenticated by default (RFC 8310).
+
+    >>> import dotclient
+    >>> r = dotclient.resolve("example.com", "AAAA", server="1.1.1.1")
+    >>> r.rcode, r.addresses()
+
+See ``docs/guide.md`` for servers, authentication and pinning, profiles, errors and
+timeouts.
+"""
+
+from ._async.client import AsyncClient, aresolve
+from ._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionLost,
+    DoTError,
+    InvalidServerSpec,
+    ProtocolError,
+    RcodeError,
+    Timeout,
+    TLSError,
+)
+from ._response import Response
+from ._server import PRESETS, Server, parse_server
+from ._sync.client import Client, resolve
+from ._tls import TLSInfo
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "PRESETS",
+    "AsyncClient",
+    "AuthenticationError",
+    "Client",
+    "ConnectError",
+    "ConnectionLost",
+    "DoTError",
+    "InvalidServerSpec",
+    "ProtocolError",
+    "RcodeError",
+    "Response",
+    "Server",
+    "TLSError",
+    "TLSInfo",
+    "Timeout",
+    "aresolve",
+    "parse_server",
+    "resolve",
+]

@@ -1,0 +1,1 @@
+"""asyncio clients; the source that ``dotclient._sync`` is generated from."""

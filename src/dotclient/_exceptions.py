@@ -1,0 +1,135 @@
+"""The exceptions dotclient raises.
+
+Everything that goes wrong while talking to a server is a :class:`DoTError`::
+
+    DoTError
+    ├── ConnectError             the TCP connection could not be made or was lost
+    │   └── ConnectionLost       the server closed or reset it before answering
+    ├── TLSError                 the TLS handshake failed, or the server offered TLS < 1.2
+    │   └── AuthenticationError  certificate chain, name or SPKI pin did not check out
+    ├── Timeout                  the query's time ran out (also a built-in TimeoutError)
+    ├── ProtocolError            the server broke RFC 7858 / RFC 1035 framing or matching
+    └── RcodeError               raised by Response.raise_for_rcode() only
+
+Using the API wrongly is not a DoTError: a malformed server specification or option
+raises :class:`InvalidServerSpec` (a :class:`ValueError`) or another ``ValueError`` /
+``TypeError`` before any I/O, as the standard library does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._response import Response
+
+__all__ = [
+    "AuthenticationError",
+    "ConnectError",
+    "ConnectionLost",
+    "DoTError",
+    "InvalidServerSpec",
+    "ProtocolError",
+    "RcodeError",
+    "TLSError",
+    "Timeout",
+]
+
+
+class DoTError(Exception):
+    """Base class of every error met while querying a DoT server.
+
+    ``server`` is the :class:`~dotclient.Server` involved, when known.
+    """
+
+    server: Any = None
+
+    def __init__(self, message: str, *, server: Any = None) -> None:
+        super().__init__(message)
+        if server is not None:
+            self.server = server
+
+
+class ConnectError(DoTError):
+    """The TCP connection to the server could not be made, or broke."""
+
+
+class ConnectionLost(ConnectError):
+    """The server closed or reset the connection before the answer arrived."""
+
+
+class TLSError(DoTError):
+    """The TLS handshake failed or negotiated something we refuse (TLS < 1.2)."""
+
+
+class AuthenticationError(TLSError):
+    """The server could not be authenticated (RFC 8310): untrusted certificate chain,
+    name or IP not in the certificate, or no SPKI pin matched (RFC 7858 section 4.2)."""
+
+
+class Timeout(DoTError, TimeoutError):
+    """The query did not complete within its ``timeout`` (connect, handshake and answer
+    together). Also a built-in :class:`TimeoutError`, so ``except TimeoutError`` works."""
+
+
+class ProtocolError(DoTError):
+    """The server broke the protocol: a malformed frame or DNS message, or a response
+    whose ID, QR bit or question does not match the query (RFC 7766, RFC 5452)."""
+
+
+class RcodeError(DoTError):
+    """Raised by :meth:`Response.raise_for_rcode` when the RCODE is not NOERROR.
+
+    ``response`` holds the :class:`~dotclient.Response`; ``rcode`` its RCODE.
+    """
+
+    response: Response | None = None
+
+    def __init__(self, message: str, *, server: Any = None, response: Response | None = None):
+        super().__init__(message, server=server)
+        if response is not None:
+            self.response = response
+
+    @property
+    def rcode(self) -> Any:
+        """The response's :class:`dns.rcode.Rcode`, or None if unknown."""
+        return None if self.response is None else self.response.rcode
+
+
+class InvalidServerSpec(ValueError):
+    """A server specification could not be parsed; the message names the bad part."""
+
+
+@contextlib.contextmanager
+def map_io_errors(phase: str, server: Any) -> Iterator[None]:
+    """Turn the stdlib's socket and TLS exceptions raised in ``phase`` into ours.
+
+    ``phase`` is ``"connect"``, ``"handshake"``, ``"send"`` or ``"receive"``; it picks
+    the class for a plain :class:`OSError` and goes into the message.
+    """
+    try:
+        yield
+    except DoTError:
+        raise
+    except ssl.SSLCertVerificationError as exc:
+        detail = exc.verify_message or exc.reason or str(exc)
+        raise AuthenticationError(
+            f"certificate verification failed for {server}: {detail}", server=server
+        ) from exc
+    except ssl.SSLError as exc:
+        raise TLSError(
+            f"TLS error during {phase} with {server}: {exc.reason or exc}", server=server
+        ) from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise Timeout(f"timed out during {phase} with {server}", server=server) from exc
+    except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
+        raise ConnectionLost(
+            f"connection to {server} lost during {phase}: {exc.strerror or exc}", server=server
+        ) from exc
+    except OSError as exc:
+        cls = ConnectError if phase in ("connect", "resolve") else ConnectionLost
+        raise cls(f"{phase} failed for {server}: {exc.strerror or exc}", server=server) from exc

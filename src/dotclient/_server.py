@@ -1,0 +1,253 @@
+"""Server specifications: the strings users type, parsed once into :class:`Server`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+
+from ._exceptions import InvalidServerSpec
+
+__all__ = ["DEFAULT_PORT", "PRESETS", "Server", "parse_pin", "parse_server"]
+
+#: The DoT port (RFC 7858 section 3.1).
+DEFAULT_PORT = 853
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_hostname(name: str, spec: str, what: str = "hostname") -> str:
+    """Return ``name`` lower-cased without a trailing dot, or raise naming the bad part."""
+    bare = name[:-1] if name.endswith(".") else name
+    if not bare or len(bare) > 253:
+        raise InvalidServerSpec(f"invalid {what} {name!r} in server spec {spec!r}")
+    try:
+        bare.encode("ascii")
+    except UnicodeEncodeError:
+        try:
+            bare = bare.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise InvalidServerSpec(
+                f"invalid {what} {name!r} in server spec {spec!r}: not a valid IDN"
+            ) from None
+    for label in bare.split("."):
+        if not _LABEL.match(label):
+            raise InvalidServerSpec(
+                f"invalid {what} {name!r} in server spec {spec!r}: bad label {label!r}"
+            )
+    if bare.rsplit(".", 1)[-1].isdigit():
+        raise InvalidServerSpec(
+            f"invalid {what} {name!r} in server spec {spec!r}: not an IP address or a name"
+        )
+    return bare.lower()
+
+
+def parse_pin(pin: str | bytes) -> bytes:
+    """Parse an SPKI pin (RFC 7858 section 4.2) into the 32-byte SHA-256 digest.
+
+    Accepts ``"sha256/BASE64"`` (the form ``dotclient probe`` and HPKP print), a bare
+    base64 digest, or the 32 raw digest bytes.
+    """
+    if isinstance(pin, bytes) and len(pin) == 32:
+        return pin
+    text = pin.decode("ascii", "replace") if isinstance(pin, bytes) else pin
+    if not isinstance(text, str):
+        raise TypeError(f"a pin is a str, not {type(pin).__name__}")
+    value = text.strip()
+    for prefix in ("sha256/", "sha-256/", "pin-sha256="):
+        if value.lower().startswith(prefix):
+            value = value[len(prefix) :].strip('"')
+            break
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidServerSpec(f"invalid SPKI pin {text!r}: not base64") from None
+    if len(digest) != 32:
+        raise InvalidServerSpec(
+            f"invalid SPKI pin {text!r}: {len(digest)} bytes, a SHA-256 pin has 32"
+        )
+    return digest
+
+
+@dataclasses.dataclass(frozen=True)
+class Server:
+    """One DoT server: where to connect and how to authenticate it.
+
+    ``host`` is an IP address or a hostname (resolved with the system resolver at connect
+    time). ``auth_name`` is the authentication domain name (RFC 8310 section 2) checked
+    against the certificate and sent as SNI; when None, a hostname ``host`` is its own
+    authentication name and an IP ``host`` must appear as an IP address in the
+    certificate. ``pins`` are SHA-256 SPKI digests (32 bytes each, see :func:`parse_pin`);
+    when given, one of them must match a certificate in the chain.
+    """
+
+    host: str
+    port: int = DEFAULT_PORT
+    auth_name: str | None = None
+    pins: tuple[bytes, ...] = ()
+    #: A short label for messages, e.g. the preset name.
+    label: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = str(self.host)
+        if not isinstance(self.host, str) or not self.host:
+            raise InvalidServerSpec(f"server host must be a non-empty str, got {self.host!r}")
+        host = self.host.strip("[]") if self.host.startswith("[") else self.host
+        if _is_ip(host):
+            object.__setattr__(self, "host", str(ipaddress.ip_address(host)))
+        else:
+            object.__setattr__(self, "host", _check_hostname(host, spec))
+        if isinstance(self.port, bool) or not isinstance(self.port, int):
+            raise InvalidServerSpec(f"server port must be an int, got {self.port!r}")
+        if not 0 < self.port < 65536:
+            raise InvalidServerSpec(f"invalid port {self.port} for server {spec!r}")
+        if self.auth_name is not None:
+            if _is_ip(self.auth_name):
+                object.__setattr__(self, "auth_name", str(ipaddress.ip_address(self.auth_name)))
+            else:
+                name = _check_hostname(self.auth_name, spec, "authentication name")
+                object.__setattr__(self, "auth_name", name)
+        pins = self.pins
+        if isinstance(pins, (str, bytes)):
+            pins = (pins,)
+        object.__setattr__(self, "pins", tuple(parse_pin(p) for p in pins))
+
+    @property
+    def is_ip(self) -> bool:
+        """True when ``host`` is an IP address literal."""
+        return _is_ip(self.host)
+
+    @property
+    def verify_name(self) -> str:
+        """The name or IP the certificate must carry (RFC 8310 section 8)."""
+        return self.auth_name or self.host
+
+    def replace(self, **changes: object) -> Server:
+        """Return a copy with some fields changed (``dataclasses.replace``)."""
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        text = f"{host}:{self.port}"
+        if self.auth_name and self.auth_name != self.host:
+            text += f"#{self.auth_name}"
+        return text
+
+
+def _preset(label: str, host: str, name: str) -> Server:
+    return Server(host, DEFAULT_PORT, name, label=label)
+
+
+#: Public resolvers, from the providers' own documentation of their DoT service.
+#: The first address is used; the others are listed for reference and failover.
+PRESETS: dict[str, Server] = {
+    # https://developers.cloudflare.com/1.1.1.1/encryption/dns-over-tls/
+    "cloudflare": _preset("cloudflare", "1.1.1.1", "cloudflare-dns.com"),
+    # https://developers.google.com/speed/public-dns/docs/dns-over-tls
+    "google": _preset("google", "8.8.8.8", "dns.google"),
+    # https://www.quad9.net/service/service-addresses-and-features
+    "quad9": _preset("quad9", "9.9.9.9", "dns.quad9.net"),
+}
+
+#: Other addresses of the presets (IPv4 and IPv6), same authentication names.
+PRESET_ADDRESSES: dict[str, tuple[str, ...]] = {
+    "cloudflare": ("1.1.1.1", "1.0.0.1", "2606:4700:4700::1111", "2606:4700:4700::1001"),
+    "google": ("8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"),
+    "quad9": ("9.9.9.9", "149.112.112.112", "2620:fe::fe", "2620:fe::9"),
+}
+
+DEFAULT_SERVER_ENV = "DOTCLIENT_SERVER"
+
+
+def _parse_port(text: str, spec: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InvalidServerSpec(f"invalid port {text!r} in server spec {spec!r}")
+    return int(text)
+
+
+def parse_server(
+    spec: str | Server | None = None,
+    *,
+    auth_name: str | None = None,
+    pins: Iterable[str | bytes] | None = None,
+) -> Server:
+    """Parse a server specification into a :class:`Server`.
+
+    Accepted forms: ``"1.1.1.1"``, ``"1.1.1.1:853"``, ``"1.1.1.1@853"`` (Unbound's form),
+    ``"[2606:4700:4700::1111]:853"``, a bare IPv6 address, ``"1.1.1.1#cloudflare-dns.com"``
+    (address plus authentication domain name), ``"dns.google"`` and ``"dns.google:853"``,
+    and the presets ``"cloudflare"``, ``"google"`` and ``"quad9"``. ``None`` means
+    ``$DOTCLIENT_SERVER``, else the ``cloudflare`` preset. ``auth_name`` and ``pins``
+    override or extend what the spec says.
+    """
+    if spec is None:
+        spec = os.environ.get(DEFAULT_SERVER_ENV) or "cloudflare"
+    if isinstance(spec, Server):
+        server = spec
+    elif isinstance(spec, str):
+        server = _parse_text(spec)
+    else:
+        raise TypeError(f"server must be a str or Server, not {type(spec).__name__}")
+    changes: dict[str, object] = {}
+    if auth_name is not None:
+        changes["auth_name"] = auth_name
+    if pins is not None:
+        if isinstance(pins, (str, bytes)):
+            pins = [pins]
+        changes["pins"] = server.pins + tuple(parse_pin(p) for p in pins)
+    return server.replace(**changes) if changes else server
+
+
+def _parse_text(spec: str) -> Server:
+    text = spec.strip()
+    if not text:
+        raise InvalidServerSpec("empty server spec")
+    preset = PRESETS.get(text.lower())
+    if preset is not None:
+        return preset
+    rest, sep, name = text.partition("#")
+    if sep and not name:
+        raise InvalidServerSpec(f"empty authentication name after '#' in server spec {spec!r}")
+    auth_name = name or None
+    port = DEFAULT_PORT
+    if rest.startswith("["):
+        host, bracket, after = rest[1:].partition("]")
+        if not bracket:
+            raise InvalidServerSpec(f"missing ']' in server spec {spec!r}")
+        if after:
+            if after[0] not in ":@":
+                raise InvalidServerSpec(f"unexpected {after!r} after ']' in server spec {spec!r}")
+            port = _parse_port(after[1:], spec)
+        if not _is_ip(host):
+            raise InvalidServerSpec(f"invalid IPv6 address {host!r} in server spec {spec!r}")
+    elif "@" in rest:
+        host, _, port_text = rest.rpartition("@")
+        port = _parse_port(port_text, spec)
+    elif rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+        port = _parse_port(port_text, spec)
+    else:
+        host = rest  # a name, an IPv4 address or a bare IPv6 address
+        if ":" in host and not _is_ip(host):
+            raise InvalidServerSpec(f"invalid IPv6 address {host!r} in server spec {spec!r}")
+    if not host:
+        raise InvalidServerSpec(f"missing host in server spec {spec!r}")
+    if not _is_ip(host) and host.replace(".", "").isdigit():
+        raise InvalidServerSpec(f"invalid IPv4 address {host!r} in server spec {spec!r}")
+    if not _is_ip(host):
+        _check_hostname(host, spec)
+    if auth_name is not None and not _is_ip(auth_name):
+        _check_hostname(auth_name, spec, "authentication name")
+    return Server(host, port, auth_name)

@@ -1,0 +1,1 @@
+"""Blocking clients, generated from ``dotclient._async`` by ``scripts/unasync.py``."""

@@ -1,0 +1,314 @@
+"""TLS settings and server authentication (RFC 7858 section 4, RFC 8310).
+
+No sockets here: :class:`TLSPolicy` hands the I/O shells the attempts to make (an
+``SSLContext`` and the SNI name for each) and checks the finished handshake through the
+``ssl`` object, before a single query byte is written.
+
+Authentication, in strict mode (the default):
+
+* the certificate chain must verify against the trust store (certifi's bundle, or
+  ``ca_file``, or the caller's ``ssl_context``);
+* the authentication domain name, or for a bare IP server the IP address, must be in the
+  certificate (RFC 8310 section 8, RFC 6125);
+* when SPKI pins are given, one must match a certificate of the verified chain
+  (RFC 7858 section 4.2). With ``pin_only=True`` the chain and name are not checked and
+  the pin must match the server's own certificate: the way to trust a self-signed server.
+
+In opportunistic mode (RFC 8310 section 5) a failed authentication is not fatal: the
+connection is made again without verification, still encrypted, and the response says
+``authenticated=False``. No profile ever falls back to cleartext.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import ipaddress
+import ssl
+from typing import Any, Literal
+
+from ._exceptions import AuthenticationError, TLSError
+from ._server import Server
+
+__all__ = ["Attempt", "PROFILES", "TLSInfo", "TLSPolicy", "format_pin", "spki_digest"]
+
+Profile = Literal["strict", "opportunistic"]
+PROFILES: tuple[str, ...] = ("strict", "opportunistic")
+_OLD_VERSIONS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+
+
+def spki_digest(cert_der: bytes) -> bytes:
+    """SHA-256 of a DER certificate's SubjectPublicKeyInfo: what an SPKI pin pins."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = x509.load_der_x509_certificate(cert_der)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).digest()
+
+
+def format_pin(digest: bytes) -> str:
+    """Format a SHA-256 SPKI digest the way ``pins=`` accepts it: ``sha256/BASE64``."""
+    return "sha256/" + base64.b64encode(digest).decode("ascii")
+
+
+def _dns_name_matches(pattern: str, name: str) -> bool:
+    # RFC 6125 section 6.4: case-insensitive; a wildcard only as the whole left-most
+    # label, matching exactly one label, never inside an IDNA A-label.
+    pattern = pattern.rstrip(".").lower()
+    if pattern == name:
+        return True
+    if not pattern.startswith("*."):
+        return False
+    suffix = pattern[1:]
+    if suffix.count(".") < 2:  # "*.com" style wildcards are not honoured
+        return False
+    head, dot, tail = name.partition(".")
+    return bool(dot) and bool(head) and not head.startswith("xn--") and "." + tail == suffix
+
+
+def certificate_names(cert_der: bytes) -> tuple[list[str], list[str]]:
+    """The DNS names and IP addresses in a certificate's subjectAltName extension."""
+    from cryptography import x509
+
+    cert = x509.load_der_x509_certificate(cert_der)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    dns_names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return dns_names, ips
+
+
+def certificate_matches(cert_der: bytes, name: str) -> bool:
+    """Whether the certificate is valid for ``name`` (a DNS name or an IP literal).
+
+    Only subjectAltName entries count (RFC 6125 section 6.4.4: no fallback to the CN).
+    """
+    dns_names, ips = certificate_names(cert_der)
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        wanted = name.rstrip(".").lower()
+        return any(_dns_name_matches(p, wanted) for p in dns_names)
+    return any(ipaddress.ip_address(entry) == ip for entry in ips)
+
+
+def peer_chain(ssl_object: Any, *, verified: bool) -> list[bytes]:
+    """The peer's certificates as DER, leaf first.
+
+    ``verified=True`` gives the chain OpenSSL built and verified (empty when verification
+    was off); otherwise the certificates exactly as the server sent them.
+    """
+    name = "get_verified_chain" if verified else "get_unverified_chain"
+    for holder in (ssl_object, getattr(ssl_object, "_sslobj", None)):
+        getter = getattr(holder, name, None)
+        if getter is None:
+            continue
+        chain = getter() or []
+        # Python 3.13+ returns DER bytes; 3.10-3.12's private API returns Certificate
+        # objects that can encode themselves (2 is _ssl.ENCODING_DER).
+        return [c if isinstance(c, bytes) else c.public_bytes(2) for c in chain]
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One way to connect: the context to handshake with and what to send as SNI."""
+
+    context: ssl.SSLContext
+    #: Passed to ``wrap_socket`` / asyncio as ``server_hostname``; None sends no SNI.
+    server_hostname: str | None
+    #: The chain is verified against trust anchors during the handshake.
+    verifies_chain: bool
+    #: OpenSSL checks the name during the handshake (else we do it afterwards).
+    checks_name: bool
+    #: A fallback attempt after authentication failed (opportunistic profile).
+    fallback: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSInfo:
+    """What the handshake gave: negotiated parameters and the authentication outcome."""
+
+    version: str
+    cipher: str | None
+    alpn: str | None
+    authenticated: bool
+    #: Why authentication failed, in opportunistic mode; None when it succeeded.
+    auth_error: str | None
+    #: SHA-256 SPKI digests of the certificates the server presented, leaf first.
+    peer_pins: tuple[bytes, ...]
+
+
+class TLSPolicy:
+    """How to make and check TLS connections to one server. Built once per client."""
+
+    def __init__(
+        self,
+        server: Server,
+        *,
+        ca_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        sni: str | bool | None = None,
+        pin_only: bool = False,
+        profile: str = "strict",
+    ) -> None:
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be 'strict' or 'opportunistic', not {profile!r}")
+        if pin_only and not server.pins:
+            raise ValueError("pin_only=True needs at least one SPKI pin (pins=[...])")
+        if ssl_context is not None and ca_file is not None:
+            raise ValueError("give ca_file or ssl_context, not both")
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context)}")
+        self.server = server
+        self.profile = profile
+        self.pin_only = pin_only
+        self.ca_file = ca_file
+        self.verify_name = server.verify_name
+        #: The SNI name sent, or None for no SNI.
+        self.sni = self._choose_sni(server, sni)
+        # What goes to wrap_socket as server_hostname. For an IP literal Python sends no
+        # SNI but has OpenSSL check the IP, which is just what a bare-IP server needs.
+        auto_ip = sni in (None, True) and server.auth_name is None and server.is_ip
+        self.wrap_hostname = self.verify_name if auto_ip else self.sni
+        self._user_context = ssl_context
+        if (
+            ssl_context is not None
+            and ssl_context.check_hostname
+            and (self.wrap_hostname != self.verify_name)
+        ):
+            raise ValueError(
+                "ssl_context.check_hostname is True, so the SNI name must be the "
+                f"authentication name {self.verify_name!r}; set check_hostname = False "
+                "and dotclient checks the name itself"
+            )
+        self._attempts: list[Attempt] | None = None
+
+    @staticmethod
+    def _choose_sni(server: Server, sni: str | bool | None) -> str | None:
+        if sni is None or sni is True:
+            name = server.verify_name
+            try:
+                ipaddress.ip_address(name)
+            except ValueError:
+                return name
+            return None  # SNI carries host names only (RFC 6066 section 3)
+        if sni is False or sni == "":
+            return None
+        if not isinstance(sni, str):
+            raise TypeError(f"sni must be a str, False or None, not {type(sni).__name__}")
+        try:
+            ipaddress.ip_address(sni)
+        except ValueError:
+            return sni.rstrip(".").lower()
+        raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+
+    def _base_context(self, verify: bool) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
+        if verify:
+            if self.ca_file is not None:
+                try:
+                    ctx.load_verify_locations(cafile=self.ca_file)
+                except (OSError, ssl.SSLError) as exc:
+                    raise ValueError(f"cannot load ca_file {self.ca_file!r}: {exc}") from exc
+            else:
+                import certifi
+
+                ctx.load_verify_locations(cafile=certifi.where())
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.check_hostname = self.wrap_hostname == self.verify_name
+        else:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def attempts(self) -> list[Attempt]:
+        """The attempts to make, in order; later ones only after authentication failed."""
+        if self._attempts is None:
+            self._attempts = self._build_attempts()
+        return self._attempts
+
+    def _build_attempts(self) -> list[Attempt]:
+        attempts: list[Attempt] = []
+        if self.pin_only:
+            attempts.append(Attempt(self._base_context(False), self.sni, False, False))
+        elif self._user_context is not None:
+            ctx = self._user_context
+            verifies = ctx.verify_mode != ssl.CERT_NONE
+            hostname = self.wrap_hostname if ctx.check_hostname else self.sni
+            attempts.append(Attempt(ctx, hostname, verifies, ctx.check_hostname))
+        else:
+            ctx = self._base_context(True)
+            hostname = self.wrap_hostname if ctx.check_hostname else self.sni
+            attempts.append(Attempt(ctx, hostname, True, ctx.check_hostname))
+        if self.profile == "opportunistic":
+            attempts.append(Attempt(self._base_context(False), self.sni, False, False, True))
+        return attempts
+
+    def check(self, ssl_object: Any, attempt: Attempt, previous: str | None = None) -> TLSInfo:
+        """Check a finished handshake; raise :class:`AuthenticationError` or
+        :class:`TLSError` if the connection must not be used.
+
+        ``previous`` is why the last attempt failed authentication, kept on the result
+        of an opportunistic fallback.
+        """
+        version = ssl_object.version() or "unknown"
+        if version in _OLD_VERSIONS:
+            raise TLSError(f"{self.server} negotiated {version}; TLS 1.2 or later is required")
+        cipher = ssl_object.cipher()
+
+        def info(authenticated: bool, auth_error: str | None = None) -> TLSInfo:
+            return TLSInfo(
+                version=version,
+                cipher=cipher[0] if cipher else None,
+                alpn=ssl_object.selected_alpn_protocol(),
+                authenticated=authenticated,
+                auth_error=auth_error,
+                peer_pins=digests,
+            )
+
+        chain = peer_chain(ssl_object, verified=attempt.verifies_chain)
+        if not chain:
+            chain = peer_chain(ssl_object, verified=False)
+        if not chain:
+            raise AuthenticationError(f"{self.server} presented no certificate")
+        digests = tuple(spki_digest(der) for der in chain)
+        if attempt.fallback:
+            return info(False, previous)
+        if not attempt.verifies_chain and not self.pin_only:
+            # Only a caller's own ssl_context with CERT_NONE gets here.
+            reason = "certificate not verified (ssl_context has verify_mode CERT_NONE)"
+            if self.server.pins and digests[0] in self.server.pins:
+                return info(True)
+            raise AuthenticationError(f"{self.server}: {reason}", server=self.server)
+        if not attempt.checks_name and not self.pin_only:
+            if not certificate_matches(chain[0], self.verify_name):
+                dns_names, ips = certificate_names(chain[0])
+                names = ", ".join(dns_names + ips) or "none"
+                raise AuthenticationError(
+                    f"certificate of {self.server} is not valid for {self.verify_name!r} "
+                    f"(its names: {names})",
+                    server=self.server,
+                )
+        if self.server.pins:
+            # With a verified chain any of its certificates may be pinned; without one
+            # (pin_only) only the server's own, or anybody could replay a CA's cert.
+            candidates = digests if attempt.verifies_chain else digests[:1]
+            if not any(d in self.server.pins for d in candidates):
+                raise AuthenticationError(
+                    f"no SPKI pin matched {self.server}: it presented "
+                    + ", ".join(format_pin(d) for d in candidates)
+                    + "; expected one of "
+                    + ", ".join(format_pin(p) for p in self.server.pins),
+                    server=self.server,
+                )
+        return info(True)
