@@ -104,6 +104,15 @@ class InvalidServerSpec(ValueError):
     """A server specification could not be parsed; the message names the bad part."""
 
 
+_DOING = {
+    "resolve": "looking up the address of",
+    "connect": "connecting to",
+    "handshake": "in the TLS handshake with",
+    "send": "sending the query to",
+    "receive": "waiting for the answer from",
+}
+
+
 @contextlib.contextmanager
 def map_io_errors(phase: str, server: Any) -> Iterator[None]:
     """Turn the stdlib's socket and TLS exceptions raised in ``phase`` into ours.
@@ -125,7 +134,8 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
             f"TLS error during {phase} with {server}: {exc.reason or exc}", server=server
         ) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
-        raise Timeout(f"timed out during {phase} with {server}", server=server) from exc
+        doing = _DOING.get(phase, f"during {phase} with")
+        raise Timeout(f"timed out {doing} {server}", server=server) from exc
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         raise ConnectionLost(
             f"connection to {server} lost during {phase}: {exc.strerror or exc}", server=server

@@ -1,0 +1,307 @@
+"""Cases a real server will not produce, against the in-process FakeServer.
+
+Each runs through the blocking and the asyncio API. What the server received is
+checked on the wire: padding, SNI, and that no query byte precedes authentication.
+"""
+
+from __future__ import annotations
+
+import ssl
+import struct
+import time
+
+import dns.message
+import dns.rcode
+import pytest
+
+import dotclient
+from dotclient.testing import IssuedCert, self_signed_cert
+
+from fakeserver import FakeConnection, FakeServer, answer
+from modes import MODES, open_client, resolve
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _frame_lengths(data: bytes) -> list[int]:
+    lengths = []
+    while data:
+        (n,) = struct.unpack_from("!H", data)
+        lengths.append(n)
+        data = data[2 + n :]
+    return lengths
+
+
+# -- what goes on the wire -----------------------------------------------------------
+
+
+def test_queries_are_padded_to_128_octets(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    names = ["a.test", "a-much-longer-name.with.several.labels.example.test", "x" * 60 + ".test"]
+    with FakeServer(server_cert) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            for name in names:
+                assert client.resolve(name).addresses() == ["192.0.2.53"]
+    lengths = _frame_lengths(bytes(server.received))
+    assert len(lengths) == 3 and all(n % 128 == 0 for n in lengths), lengths
+    for frame in server.frames:
+        opts = dns.message.from_wire(frame).options
+        assert [o.otype for o in opts] == [dns.edns.OptionType.PADDING]
+
+
+def test_padding_can_be_turned_off(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert) as server:
+        resolve(mode, "a.test", server=server.spec, ca_file=ca_file, padding=False)
+    (frame,) = server.frames
+    assert list(dns.message.from_wire(frame).options) == []
+    assert len(frame) % 128 != 0
+
+
+@pytest.mark.parametrize(
+    ("options", "expected_sni"),
+    [
+        ({}, "dot.test"),
+        ({"sni": "front.example"}, "front.example"),
+        ({"sni": False}, None),
+    ],
+)
+def test_sni_sent(
+    mode: str, server_cert: IssuedCert, ca_file: str, options: dict[str, object], expected_sni: str
+) -> None:
+    with FakeServer(server_cert) as server:
+        r = resolve(mode, "a.test", server=server.spec, ca_file=ca_file, **options)
+    assert r.authenticated
+    assert server.snis == [expected_sni]
+
+
+def test_no_sni_for_a_bare_ip(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert) as server:
+        resolve(mode, "a.test", server=f"127.0.0.1:{server.port}", ca_file=ca_file)
+    assert server.snis == [None]
+
+
+def test_alpn_dot_is_offered(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert, alpn=["dot"]) as server:
+        r = resolve(mode, "a.test", server=server.spec, ca_file=ca_file)
+    assert r.tls.alpn == "dot"
+
+
+@pytest.mark.parametrize(
+    ("kind", "match"),
+    [
+        ("pin", "no SPKI pin matched"),
+        ("name", "not valid for 'other.test'"),
+        ("ca", "certificate verify failed|self-signed"),
+    ],
+)
+def test_nothing_is_sent_before_authentication(
+    mode: str, server_cert: IssuedCert, ca_file: str, kind: str, match: str
+) -> None:
+    with FakeServer(server_cert) as server:
+        options: dict[str, object] = {"ca_file": ca_file}
+        spec = server.spec
+        if kind == "pin":
+            options["pins"] = [self_signed_cert("dot.test").spki_pin]
+        elif kind == "name":  # checked by us after the handshake, since SNI differs
+            spec = spec.replace("dot.test", "other.test")
+            options["sni"] = "dot.test"
+        else:
+            options = {}
+        with pytest.raises(dotclient.AuthenticationError, match=match):
+            resolve(mode, "a.test", server=spec, **options)
+        time.sleep(0.05)
+    assert server.connections == 1
+    assert bytes(server.received) == b""
+
+
+def test_no_fallback_to_cleartext(mode: str, server_cert: IssuedCert) -> None:
+    # A plaintext DNS server on the TLS port: the handshake fails, nothing is sent in clear.
+    def plain(conn: FakeConnection) -> None:
+        conn.sock.recv(65536)
+        conn.sock.sendall(b"\x00\x0c" + b"\x00" * 12)
+
+    with FakeServer(None, plain, tls=False) as server:
+        with pytest.raises(dotclient.TLSError):
+            resolve(mode, "a.test", server=server.spec, profile="opportunistic", timeout=2)
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+def test_tls_below_1_2_is_refused(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(
+        server_cert, max_version=ssl.TLSVersion.TLSv1_1, ciphers="DEFAULT:@SECLEVEL=0"
+    ) as server:
+        with pytest.raises(dotclient.TLSError):
+            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=2)
+    assert bytes(server.received) == b""
+
+
+# -- misbehaving servers -------------------------------------------------------------
+
+
+def _one_reply(reply: object) -> object:
+    """A handler that answers the first query with reply(query) and then waits."""
+
+    def handler(conn: FakeConnection) -> None:
+        query = conn.read_query()
+        assert query is not None
+        data = reply(query)  # type: ignore[operator]
+        if data is not None:
+            conn.send(data)
+        conn.read_frame()  # until the client goes away
+
+    return handler
+
+
+def _framed(message: dns.message.Message) -> bytes:
+    wire = message.to_wire()
+    return struct.pack("!H", len(wire)) + wire
+
+
+def _no_qr(query: dns.message.Message) -> bytes:
+    r = answer(query)
+    r.flags &= ~dns.flags.QR
+    return _framed(r)
+
+
+def _other_question(query: dns.message.Message) -> bytes:
+    other = dns.message.make_query("evil.test", "A")
+    other.id = query.id
+    return _framed(answer(other))
+
+
+def _wrong_id(query: dns.message.Message) -> bytes:
+    r = answer(query)
+    r.id = (query.id + 1) % 65536
+    return _framed(r)
+
+
+def _garbage(query: dns.message.Message) -> bytes:
+    wire = struct.pack("!HH", query.id, 0x8180) + b"\xff" * 30
+    return struct.pack("!H", len(wire)) + wire
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "match"),
+    [
+        (_no_qr, dotclient.ProtocolError, "no QR bit"),
+        (_other_question, dotclient.ProtocolError, "evil.test"),
+        (_garbage, dotclient.ProtocolError, "malformed response"),
+        (lambda q: b"\x00\x00", dotclient.ProtocolError, "0-octet frame"),
+        (lambda q: _framed(answer(q))[:1], dotclient.Timeout, "timed out"),
+        (_wrong_id, dotclient.Timeout, "matched no query"),
+        (lambda q: None, dotclient.Timeout, "timed out waiting for the answer"),
+    ],
+    ids=["no-qr", "other-question", "garbage", "zero-length", "short", "wrong-id", "silent"],
+)
+def test_bad_responses(
+    mode: str,
+    server_cert: IssuedCert,
+    ca_file: str,
+    reply: object,
+    error: type[Exception],
+    match: str,
+) -> None:
+    with FakeServer(server_cert, _one_reply(reply)) as server:  # type: ignore[arg-type]
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=0.5) as client:
+            started = time.monotonic()
+            with pytest.raises(error, match=match):
+                client.resolve("a.test")
+            assert time.monotonic() - started < 1.5
+    # and the client is usable afterwards, on a new connection
+    with FakeServer(server_cert) as good:
+        with open_client(mode, good.spec, ca_file=ca_file) as client:
+            assert client.resolve("a.test").addresses() == ["192.0.2.53"]
+
+
+@pytest.mark.parametrize("where", [1, 7], ids=["in-prefix", "in-message"])
+def test_close_inside_a_frame(
+    mode: str, server_cert: IssuedCert, ca_file: str, where: int
+) -> None:
+    def handler(conn: FakeConnection) -> None:
+        query = conn.read_query()
+        assert query is not None
+        conn.send(_framed(answer(query))[:where])
+
+    with FakeServer(server_cert, handler) as server:
+        with pytest.raises(dotclient.ConnectionLost, match="inside a"):
+            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=2)
+
+
+def test_one_byte_records_are_reassembled(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def handler(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            for byte in _framed(answer(query)):
+                conn.send(bytes([byte]))  # one TLS record each
+
+    with FakeServer(server_cert, handler) as server:
+        r = resolve(mode, "a.test", server=server.spec, ca_file=ca_file)
+    assert r.addresses() == ["192.0.2.53"]
+
+
+def test_drip_feed_cannot_stretch_the_timeout(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def handler(conn: FakeConnection) -> None:
+        query = conn.read_query()
+        assert query is not None
+        for byte in _framed(answer(query)):
+            conn.send(bytes([byte]))
+            time.sleep(0.1)
+
+    with FakeServer(server_cert, handler) as server:
+        started = time.monotonic()
+        with pytest.raises(dotclient.Timeout):
+            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=0.6)
+        assert time.monotonic() - started < 1.2
+
+
+def test_stalled_handshake_times_out(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert, handshake=False) as server:
+        started = time.monotonic()
+        with pytest.raises(dotclient.Timeout) as info:
+            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=0.5)
+        assert time.monotonic() - started < 1.5
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_kept_connection_closed_by_server_is_replaced(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def one_answer_per_connection(conn: FakeConnection) -> None:
+        query = conn.read_query()
+        if query is not None:
+            conn.send_message(answer(query))
+
+    with FakeServer(server_cert, one_answer_per_connection) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            for _ in range(3):
+                time.sleep(0.05)  # let the close arrive
+                assert client.resolve("a.test").rcode == dns.rcode.NOERROR
+    assert server.connections == 3
+
+
+def test_connection_reused_between_queries(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    with FakeServer(server_cert) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            for _ in range(5):
+                client.resolve("a.test")
+    assert server.connections == 1
+
+
+def test_ids_are_random_on_the_wire(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            for _ in range(40):
+                client.resolve("a.test")
+    ids = [struct.unpack_from("!H", f)[0] for f in server.frames]
+    assert len(set(ids)) >= 38  # 40 draws from 65,536: a repeat or two at most
+    steps = {(b - a) % 65536 for a, b in zip(ids, ids[1:], strict=False)}
+    assert len(steps) > 30  # not a counter
