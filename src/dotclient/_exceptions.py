@@ -130,16 +130,21 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
             f"certificate verification failed for {server}: {detail}", server=server
         ) from exc
     except ssl.SSLError as exc:
-        raise TLSError(
-            f"TLS error during {phase} with {server}: {exc.reason or exc}", server=server
-        ) from exc
+        raise TLSError(f"TLS failed with {server}: {exc.reason or exc}", server=server) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
         doing = _DOING.get(phase, f"during {phase} with")
         raise Timeout(f"timed out {doing} {server}", server=server) from exc
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         raise ConnectionLost(
-            f"connection to {server} lost during {phase}: {exc.strerror or exc}", server=server
+            f"connection lost {_DOING.get(phase, phase)} {server}: {exc.strerror or exc}",
+            server=server,
         ) from exc
     except OSError as exc:
-        cls = ConnectError if phase in ("connect", "resolve") else ConnectionLost
-        raise cls(f"{phase} failed for {server}: {exc.strerror or exc}", server=server) from exc
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        if phase == "connect":
+            raise ConnectError(f"cannot connect to {server}: {reason}", server=server) from exc
+        if phase == "resolve":
+            raise ConnectError(f"cannot look up {server}: {reason}", server=server) from exc
+        raise ConnectionLost(
+            f"connection failed {_DOING.get(phase, phase)} {server}: {reason}", server=server
+        ) from exc

@@ -172,7 +172,8 @@ DEFAULT_SERVER_ENV = "DOTCLIENT_SERVER"
 
 
 def _parse_port(text: str, spec: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    # isascii: str.isdigit also accepts digits like '\u0663' or '\u00b2'.
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise InvalidServerSpec(f"invalid port {text!r} in server spec {spec!r}")
     return int(text)
 
