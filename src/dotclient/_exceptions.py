@@ -125,7 +125,7 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
     except DoTError:
         raise
     except ssl.SSLCertVerificationError as exc:
-        detail = exc.verify_message or exc.reason or str(exc)
+        detail = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) or exc
         raise AuthenticationError(
             f"certificate verification failed for {server}: {detail}", server=server
         ) from exc

@@ -61,14 +61,19 @@ class FrameDecoder:
 
     Feed bytes with :meth:`feed`; each call returns the complete messages found so far
     (possibly none, possibly several). A frame shorter than a DNS header (including a
-    zero length prefix) raises :class:`ProtocolError`.
+    zero length prefix) breaks the stream and raises :class:`ProtocolError`; if complete
+    messages came before it in the same call, they are returned first and the error is
+    raised by the next call (it is in :attr:`error` at once). So no message is lost to
+    the way the bytes were chunked.
     """
 
-    __slots__ = ("_buffer", "_offset")
+    __slots__ = ("_buffer", "_offset", "error")
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._offset = 0
+        #: The framing error that ended the stream, if any.
+        self.error: ProtocolError | None = None
 
     @property
     def buffered(self) -> int:
@@ -77,6 +82,8 @@ class FrameDecoder:
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add ``data`` and return the complete messages, in stream order."""
+        if self.error is not None:
+            raise self.error
         buffer = self._buffer
         buffer += data
         messages: list[bytes] = []
@@ -85,10 +92,11 @@ class FrameDecoder:
         while end - offset >= 2:
             (length,) = _U16.unpack_from(buffer, offset)
             if length < DNS_HEADER_SIZE:
-                raise ProtocolError(
+                self.error = ProtocolError(
                     f"the server sent a {length}-octet frame; a DNS message needs at least "
                     f"{DNS_HEADER_SIZE} octets"
                 )
+                break
             if end - offset - 2 < length:
                 break
             messages.append(bytes(buffer[offset + 2 : offset + 2 + length]))
@@ -100,6 +108,8 @@ class FrameDecoder:
             del buffer[:offset]
             offset = 0
         self._offset = offset
+        if self.error is not None and not messages:
+            raise self.error
         return messages
 
     def describe_partial(self) -> str | None:
@@ -150,6 +160,9 @@ def _render(
 ) -> tuple[bytes, bytes | None]:
     msg = copy.copy(message)
     msg.id = query_id
+    if msg.tsig is not None:
+        # to_wire() rewrites the TSIG RRset in place; keep the caller's intact.
+        msg.tsig = copy.copy(msg.tsig)
     if padding:
         if msg.edns < 0:
             msg.use_edns(0, pad=padding)
@@ -291,13 +304,16 @@ class DoTProtocol:
             return
         try:
             frames = self._decoder.feed(data)
-        except ProtocolError as exc:
+        except ProtocolError:
+            frames = []
+        for frame in frames:
+            self._receive_message(frame)
+        exc = self._decoder.error
+        if exc is not None:
             self._error = exc
             for qid in list(self._pending):
                 self._fail(qid, ProtocolError(f"{exc} (query {qid} was in flight)"))
-            raise
-        for frame in frames:
-            self._receive_message(frame)
+            raise exc
 
     def _fail(self, qid: int, error: Exception) -> None:
         del self._pending[qid]

@@ -77,7 +77,7 @@ class Response:
                 ),
                 None,
             )
-            if cname is None or q.rdtype == dns.rdatatype.CNAME:
+            if cname is None:
                 return None
             name = cname[0].target
         return None

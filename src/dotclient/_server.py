@@ -62,6 +62,8 @@ def parse_pin(pin: str | bytes) -> bytes:
     """
     if isinstance(pin, bytes) and len(pin) == 32:
         return pin
+    if isinstance(pin, bytes) and not pin.isascii():
+        raise InvalidServerSpec(f"invalid SPKI pin: {len(pin)} raw bytes, a SHA-256 digest has 32")
     text = pin.decode("ascii", "replace") if isinstance(pin, bytes) else pin
     if not isinstance(text, str):
         raise TypeError(f"a pin is a str, not {type(pin).__name__}")
@@ -119,10 +121,13 @@ class Server:
             else:
                 name = _check_hostname(self.auth_name, spec, "authentication name")
                 object.__setattr__(self, "auth_name", name)
+        if self.auth_name == self.host:
+            object.__setattr__(self, "auth_name", None)  # "1.1.1.1#1.1.1.1" is "1.1.1.1"
         pins = self.pins
         if isinstance(pins, (str, bytes)):
             pins = (pins,)
-        object.__setattr__(self, "pins", tuple(parse_pin(p) for p in pins))
+        # dict.fromkeys: drop repeats, keep order
+        object.__setattr__(self, "pins", tuple(dict.fromkeys(parse_pin(p) for p in pins)))
 
     @property
     def is_ip(self) -> bool:

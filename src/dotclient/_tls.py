@@ -57,7 +57,7 @@ def format_pin(digest: bytes) -> str:
 
 def _dns_name_matches(pattern: str, name: str) -> bool:
     # RFC 6125 section 6.4: case-insensitive; a wildcard only as the whole left-most
-    # label, matching exactly one label, never inside an IDNA A-label.
+    # label, matching exactly one label (an A-label too, as OpenSSL does).
     pattern = pattern.rstrip(".").lower()
     if pattern == name:
         return True
@@ -67,7 +67,7 @@ def _dns_name_matches(pattern: str, name: str) -> bool:
     if suffix.count(".") < 2:  # "*.com" style wildcards are not honoured
         return False
     head, dot, tail = name.partition(".")
-    return bool(dot) and bool(head) and not head.startswith("xn--") and "." + tail == suffix
+    return bool(dot) and bool(head) and "." + tail == suffix
 
 
 def certificate_names(cert_der: bytes) -> tuple[list[str], list[str]]:

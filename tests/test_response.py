@@ -1,0 +1,281 @@
+"""Response: CNAME chasing, addresses, rcode handling and repr, on hand-built messages."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from collections.abc import Callable
+
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import pytest
+
+import dotclient
+from dotclient import RcodeError, Response, TLSInfo, parse_server
+
+SERVER = parse_server("192.0.2.53#dot.test")
+TLS = TLSInfo(
+    version="TLSv1.3",
+    cipher="TLS_AES_256_GCM_SHA384",
+    alpn="dot",
+    authenticated=True,
+    auth_error=None,
+    peer_pins=(b"\x01" * 32,),
+)
+UNAUTHENTICATED = TLSInfo(
+    version="TLSv1.2",
+    cipher="ECDHE-ECDSA-AES128-GCM-SHA256",
+    alpn=None,
+    authenticated=False,
+    auth_error="certificate verify failed",
+    peer_pins=(),
+)
+
+
+def message(
+    qname: str, qtype: str, *records: str, rcode: dns.rcode.Rcode = dns.rcode.NOERROR
+) -> dns.message.Message:
+    """A response to (qname, qtype) whose answer holds ``records`` ("owner TYPE rdata")."""
+    query = dns.message.make_query(qname, qtype)
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    for record in records:
+        owner, rdtype, rdata = record.split(" ", 2)
+        rrset = response.find_rrset(
+            response.answer,
+            dns.name.from_text(owner),
+            dns.rdataclass.IN,
+            dns.rdatatype.from_text(rdtype),
+            create=True,
+        )
+        rrset.update_ttl(300)
+        rrset.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), rdata))
+    return response
+
+
+def respond(msg: dns.message.Message, tls: TLSInfo = TLS, elapsed: float = 0.0123) -> Response:
+    return Response(msg, SERVER, elapsed, tls)
+
+
+CHAIN = (
+    "www.example.test. CNAME alias.example.test.",
+    "alias.example.test. CNAME a.example.test.",
+    "a.example.test. A 192.0.2.1",
+    "a.example.test. A 192.0.2.2",
+)
+
+
+def test_basic_properties() -> None:
+    msg = message("a.example.test.", "A", "a.example.test. A 192.0.2.1")
+    response = respond(msg)
+    assert response.message is msg
+    assert response.server is SERVER
+    assert response.rcode == dns.rcode.NOERROR
+    assert response.answer is msg.answer
+    assert response.question == (dns.name.from_text("a.example.test."), dns.rdatatype.A)
+    assert response.authenticated is True
+    assert response.tls_version == "TLSv1.3"
+    assert response.tls is TLS
+    assert response.elapsed == pytest.approx(0.0123)
+
+
+def test_rrset_follows_a_cname_chain() -> None:
+    response = respond(message("www.example.test.", "A", *CHAIN))
+    rrset = response.rrset
+    assert rrset is not None
+    assert rrset.name == dns.name.from_text("a.example.test.")
+    assert rrset.rdtype == dns.rdatatype.A
+    assert sorted(r.address for r in rrset) == ["192.0.2.1", "192.0.2.2"]
+    assert response.addresses() == [r.address for r in rrset]
+
+
+def test_rrset_follows_a_chain_listed_out_of_order() -> None:
+    response = respond(message("www.example.test.", "A", *reversed(CHAIN)))
+    rrset = response.rrset
+    assert rrset is not None
+    assert rrset.name == dns.name.from_text("a.example.test.")
+
+
+def test_rrset_direct_answer_case_insensitive_owner() -> None:
+    response = respond(message("A.Example.TEST.", "A", "a.example.test. A 192.0.2.7"))
+    assert response.addresses() == ["192.0.2.7"]
+
+
+def test_rrset_none_when_absent() -> None:
+    assert respond(message("nx.example.test.", "A", rcode=dns.rcode.NXDOMAIN)).rrset is None
+    # Data for another name, or another type of the same name, is not the answer.
+    other = respond(message("a.example.test.", "A", "b.example.test. A 192.0.2.1"))
+    assert other.rrset is None
+    assert other.addresses() == []
+    aaaa_only = respond(message("a.example.test.", "A", "a.example.test. AAAA 2001:db8::1"))
+    assert aaaa_only.rrset is None
+
+
+def test_rrset_none_when_the_chain_ends_without_data() -> None:
+    response = respond(message("www.example.test.", "A", *CHAIN[:2]))  # Unbound's local-data
+    assert response.rrset is None
+    assert response.addresses() == []
+
+
+def test_rrset_none_for_a_questionless_response() -> None:
+    msg = message("a.example.test.", "A", rcode=dns.rcode.REFUSED)
+    msg.question = []
+    response = respond(msg)
+    assert response.question is None
+    assert response.rrset is None
+    assert response.addresses() == []
+
+
+def _within(seconds: float, func: Callable[[], object]) -> object:
+    """Run ``func`` in a daemon thread; fail (instead of hanging) if it does not finish."""
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(func()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), "did not finish: CNAME loop?"
+    return result[0]
+
+
+def test_cname_loop_terminates() -> None:
+    loop = message(
+        "www.example.test.",
+        "A",
+        "www.example.test. CNAME alias.example.test.",
+        "alias.example.test. CNAME www.example.test.",
+    )
+    assert _within(5, lambda: respond(loop).rrset) is None
+    self_loop = message("x.example.test.", "A", "x.example.test. CNAME x.example.test.")
+    assert _within(5, lambda: respond(self_loop).rrset) is None
+    assert _within(5, respond(self_loop).addresses) == []
+
+
+def _chain(hops: int) -> Response:
+    records = [f"h{i}.example.test. CNAME h{i + 1}.example.test." for i in range(hops)]
+    return respond(
+        message("h0.example.test.", "A", *records, f"h{hops}.example.test. A 192.0.2.9")
+    )
+
+
+def test_long_cname_chain_is_cut_off() -> None:
+    assert _chain(15).addresses() == ["192.0.2.9"]  # 16 names: the limit
+    assert _chain(16).rrset is None
+    assert _chain(40).rrset is None
+
+
+def test_qtype_cname_returns_the_cname_itself() -> None:
+    response = respond(message("www.example.test.", "CNAME", *CHAIN))
+    rrset = response.rrset
+    assert rrset is not None
+    assert rrset.rdtype == dns.rdatatype.CNAME
+    assert rrset.name == dns.name.from_text("www.example.test.")
+    assert rrset[0].target == dns.name.from_text("alias.example.test.")
+    assert response.addresses() == []
+
+
+def test_addresses_a_and_aaaa() -> None:
+    a = respond(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    assert a.addresses() == ["192.0.2.1"]
+    aaaa = respond(
+        message(
+            "a.example.test.",
+            "AAAA",
+            "a.example.test. AAAA 2001:db8::1",
+            "a.example.test. AAAA 2001:db8::2",
+        )
+    )
+    assert sorted(aaaa.addresses()) == ["2001:db8::1", "2001:db8::2"]
+    via_cname = respond(
+        message(
+            "www.example.test.",
+            "AAAA",
+            "www.example.test. CNAME a.example.test.",
+            "a.example.test. AAAA 2001:db8::1",
+        )
+    )
+    assert via_cname.addresses() == ["2001:db8::1"]
+
+
+def test_addresses_empty_for_mx() -> None:
+    response = respond(message("example.test.", "MX", "example.test. MX 10 mail.example.test."))
+    assert response.rrset is not None
+    assert response.rrset.rdtype == dns.rdatatype.MX
+    assert response.addresses() == []
+
+
+def test_raise_for_rcode_returns_self_on_noerror() -> None:
+    response = respond(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    assert response.raise_for_rcode() is response
+    nodata = respond(message("a.example.test.", "TXT"))
+    assert nodata.raise_for_rcode() is nodata
+
+
+@pytest.mark.parametrize(
+    ("rcode", "text"),
+    [
+        (dns.rcode.NXDOMAIN, "NXDOMAIN"),
+        (dns.rcode.SERVFAIL, "SERVFAIL"),
+        (dns.rcode.REFUSED, "REFUSED"),
+    ],
+)
+def test_raise_for_rcode_raises(rcode: dns.rcode.Rcode, text: str) -> None:
+    response = respond(message("nx.example.test.", "A", rcode=rcode))
+    with pytest.raises(RcodeError) as info:
+        response.raise_for_rcode()
+    error = info.value
+    assert isinstance(error, dotclient.DoTError)
+    assert error.response is response
+    assert error.rcode == rcode
+    assert error.server is SERVER
+    assert str(error) == f"nx.example.test. A: {text} from {SERVER}"
+
+
+def test_raise_for_rcode_questionless() -> None:
+    msg = message("a.example.test.", "A", rcode=dns.rcode.FORMERR)
+    msg.question = []
+    with pytest.raises(RcodeError, match="^query: FORMERR from"):
+        respond(msg).raise_for_rcode()
+
+
+def test_rcode_error_without_response() -> None:
+    error = RcodeError("x")
+    assert error.response is None
+    assert error.rcode is None
+
+
+def test_repr() -> None:
+    text = repr(respond(message("www.example.test.", "AAAA", *CHAIN), elapsed=0.0125))
+    assert text == (
+        "<Response www.example.test. AAAA NOERROR from 192.0.2.53:853#dot.test 12.5 ms TLSv1.3>"
+    )
+    assert "UNAUTHENTICATED" not in text
+
+
+def test_repr_unauthenticated_and_rcode() -> None:
+    response = respond(
+        message("nx.example.test.", "A", rcode=dns.rcode.NXDOMAIN), tls=UNAUTHENTICATED
+    )
+    text = repr(response)
+    assert text.startswith("<Response nx.example.test. A NXDOMAIN from 192.0.2.53:853")
+    assert text.endswith("TLSv1.2 UNAUTHENTICATED>")
+    assert response.authenticated is False
+
+
+def test_repr_questionless() -> None:
+    msg = message("a.example.test.", "A", rcode=dns.rcode.REFUSED)
+    msg.question = []
+    assert repr(respond(msg)).startswith("<Response ? REFUSED from ")
+
+
+def test_response_is_frozen_and_pickles() -> None:
+    response = respond(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    with pytest.raises(AttributeError):
+        response.elapsed = 1.0  # type: ignore[misc]
+    clone = pickle.loads(pickle.dumps(response))
+    assert clone.addresses() == ["192.0.2.1"]
+    assert clone.server == SERVER
+    assert clone.tls == TLS
