@@ -27,6 +27,8 @@ from dotclient import (
 from dotclient._exceptions import map_io_errors
 from dotclient.testing import IssuedCert, self_signed_cert
 
+from memtls import pump
+
 SERVER = dotclient.parse_server("192.0.2.53#dot.test")
 
 # Each class and its parent inside dotclient, as the module docstring draws it.
@@ -169,23 +171,6 @@ def _mapped(exc: BaseException, phase: str = "receive") -> BaseException:
     raise AssertionError("map_io_errors swallowed the exception")
 
 
-def _pump(client: ssl.SSLObject, server: ssl.SSLObject, bios: list[ssl.MemoryBIO]) -> None:
-    c_in, c_out, s_in, s_out = bios
-    done = [False, False]
-    for _ in range(10):
-        for i, (obj, src, dst) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
-            if not done[i]:
-                try:
-                    obj.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-            dst.write(src.read())
-        if all(done):
-            return
-    raise AssertionError("handshake did not finish")
-
-
 @pytest.fixture(scope="module")
 def self_signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[IssuedCert, Path]:
     cert = self_signed_cert("dot.test")
@@ -204,7 +189,7 @@ def _real_verification_error(self_signed: tuple[IssuedCert, Path]) -> ssl.SSLErr
     client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname="dot.test")
     server = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)
     with pytest.raises(ssl.SSLCertVerificationError) as info:
-        _pump(client, server, bios)
+        pump(client, server, bios)
     return info.value
 
 

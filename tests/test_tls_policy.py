@@ -27,6 +27,8 @@ from dotclient._tls import (
 )
 from dotclient.testing import IssuedCert, TestCA, self_signed_cert
 
+from memtls import pump
+
 
 @pytest.fixture(scope="module")
 def ca() -> TestCA:
@@ -396,24 +398,6 @@ def server_files(ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> tuple[
     return directory, ca.write_ca_file(directory / "ca.pem")
 
 
-def _pump(client: ssl.SSLObject, server: ssl.SSLObject, bios: list[ssl.MemoryBIO]) -> None:
-    """Run a handshake between two SSLObjects over memory BIOs (no sockets)."""
-    c_in, c_out, s_in, s_out = bios
-    done = [False, False]
-    for _ in range(10):
-        for i, (obj, src, dst) in enumerate(((client, c_out, s_in), (server, s_out, c_in))):
-            if not done[i]:
-                try:
-                    obj.do_handshake()
-                    done[i] = True
-                except ssl.SSLWantReadError:
-                    pass
-            dst.write(src.read())
-        if all(done):
-            return
-    raise AssertionError("handshake did not finish")
-
-
 def _handshake(
     client_ctx: ssl.SSLContext, hostname: str | None, directory: Path, stem: str = "server"
 ) -> tuple[ssl.SSLObject, list[str | None]]:
@@ -431,7 +415,7 @@ def _handshake(
     bios = [ssl.MemoryBIO() for _ in range(4)]
     client = client_ctx.wrap_bio(bios[0], bios[1], server_hostname=hostname)
     server = server_ctx.wrap_bio(bios[2], bios[3], server_side=True)
-    _pump(client, server, bios)
+    pump(client, server, bios)
     return client, seen
 
 
