@@ -50,3 +50,13 @@ def test_local_demo(unbound: UnboundServer) -> None:  # needs unbound, starts it
     assert out.count("authenticated") >= 6
     assert "AuthenticationError" in out and "NOT authenticated" in out
     assert "NXDOMAIN" in out and "2001:db8::1" in out
+
+
+def test_guide_testing_snippet_runs(unbound: UnboundServer) -> None:
+    # The guide's "Testing against a local server" snippet, run as a user would paste it.
+    guide = (EXAMPLES.parent / "docs" / "guide.md").read_text()
+    section = guide[guide.index("## 8. Testing against a local server") :]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    done = run("-c", snippet)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("['192.0.2.1', '192.0.2.2']", "['192.0.2.2', '192.0.2.1']")

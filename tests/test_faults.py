@@ -305,3 +305,57 @@ def test_ids_are_random_on_the_wire(mode: str, server_cert: IssuedCert, ca_file:
     assert len(set(ids)) >= 38  # 40 draws from 65,536: a repeat or two at most
     steps = {(b - a) % 65536 for a, b in zip(ids, ids[1:], strict=False)}
     assert len(steps) > 30  # not a counter
+
+
+def _slow_echo(delay: float) -> object:
+    def handler(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            time.sleep(delay)
+            conn.send_message(answer(query))
+
+    return handler
+
+
+def test_waiting_for_the_connection_counts_against_the_timeout(
+    server_cert: IssuedCert, ca_file: str
+) -> None:
+    # Two threads, one connection, answers take 0.4 s: the second query waits for the
+    # first, and its 0.6 s budget runs out while waiting or reading, not after.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with FakeServer(server_cert, _slow_echo(0.4)) as server:  # type: ignore[arg-type]
+        with dotclient.Client(server.spec, ca_file=ca_file, timeout=0.6) as client:
+            client.resolve("warm.test", timeout=2)  # connect first
+            started = time.monotonic()
+            with ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(client.resolve, "a.test") for _ in range(2)]
+                outcomes = [f.exception() for f in futures]
+            elapsed = time.monotonic() - started
+    assert sum(isinstance(o, dotclient.Timeout) for o in outcomes) >= 1
+    assert elapsed < 1.2
+
+
+def test_cancelled_task_leaves_the_client_usable(server_cert: IssuedCert, ca_file: str) -> None:
+    import asyncio
+
+    seen: list[int] = []
+
+    def first_query_unanswered(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            seen.append(query.id)
+            if len(seen) > 1:
+                conn.send_message(answer(query))
+
+    async def main(spec: str) -> dotclient.Response:
+        async with dotclient.AsyncClient(spec, ca_file=ca_file, timeout=3) as client:
+            task = asyncio.ensure_future(client.resolve("a.test"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return await client.resolve("a.test")
+
+    with FakeServer(server_cert, first_query_unanswered) as server:
+        r = asyncio.run(main(server.spec), debug=True)
+    assert r.addresses() == ["192.0.2.53"]
+    assert server.connections == 2  # the interrupted connection was not reused

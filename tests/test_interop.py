@@ -283,3 +283,36 @@ def test_closed_client_refuses_queries(spec: str, ca_file: str) -> None:
 def test_dnssec_flag_sets_do_bit(mode: str, spec: str, ca_file: str) -> None:
     r = resolve(mode, "a.example.test", server=spec, ca_file=ca_file, dnssec=True)
     assert r.message.ednsflags & dns.flags.DO
+
+
+def test_ipv6_server(mode: str, unbound_factory: object, ca_file: str) -> None:
+    server = unbound_factory(host="::1")  # type: ignore[operator]
+    r = resolve(mode, "a.example.test", "AAAA", server=f"[::1]:{server.port}", ca_file=ca_file)
+    assert r.authenticated and r.addresses() == ["2001:db8::1"]
+    assert str(r.server) == f"[::1]:{server.port}"
+
+
+def test_threads_share_one_client(spec: str, ca_file: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = [f"{label}.example.test" for label in ("a", "www", "mail", "nx")] * 10
+    with dotclient.Client(spec, ca_file=ca_file) as client:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(client.resolve, names))
+    for name, r in zip(names, results, strict=True):
+        assert r.question is not None and str(r.question[0]) == name + "."
+        expected = dns.rcode.NXDOMAIN if name.startswith("nx.") else dns.rcode.NOERROR
+        assert r.rcode == expected
+
+
+def test_tasks_share_one_async_client(spec: str, ca_file: str) -> None:
+    async def main() -> list[dotclient.Response]:
+        async with dotclient.AsyncClient(spec, ca_file=ca_file) as client:
+            return await asyncio.gather(
+                *(client.resolve("a.example.test", rdtype) for rdtype in ["A", "AAAA"] * 10)
+            )
+
+    results = asyncio.run(main(), debug=True)
+    assert all(sorted(r.addresses()) == ["192.0.2.1", "192.0.2.2"] for r in results[::2])
+    assert all(r.rcode == dns.rcode.NOERROR for r in results)
+    assert all(r.addresses() == ["2001:db8::1"] for r in results[1::2])
