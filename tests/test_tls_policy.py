@@ -367,15 +367,14 @@ def test_pin_only_attempt() -> None:
     assert not attempt.fallback
 
 
-def test_missing_ca_file_raises_on_attempts(tmp_path: Path) -> None:
+def test_missing_ca_file_raises_at_construction(tmp_path: Path) -> None:
     missing = str(tmp_path / "nope" / "ca.pem")
-    policy = TLSPolicy(parse_server("dns.google"), ca_file=missing)  # not checked yet
     with pytest.raises(ValueError, match="cannot load ca_file") as info:
-        policy.attempts()
+        TLSPolicy(parse_server("dns.google"), ca_file=missing)
     assert missing in str(info.value)
 
 
-def test_garbage_ca_file_raises_on_attempts(tmp_path: Path) -> None:
+def test_garbage_ca_file_raises_at_construction(tmp_path: Path) -> None:
     bad = tmp_path / "ca.pem"
     bad.write_text("not a certificate\n")
     with pytest.raises(ValueError, match="cannot load ca_file"):

@@ -189,7 +189,8 @@ class TLSPolicy:
                 f"authentication name {self.verify_name!r}; set check_hostname = False "
                 "and dotclient checks the name itself"
             )
-        self._attempts: list[Attempt] | None = None
+        # Built now, so a bad ca_file is reported when the client is made.
+        self._attempts = self._build_attempts()
 
     @staticmethod
     def _choose_sni(server: Server, sni: str | bool | None) -> str | None:
@@ -233,8 +234,6 @@ class TLSPolicy:
 
     def attempts(self) -> list[Attempt]:
         """The attempts to make, in order; later ones only after authentication failed."""
-        if self._attempts is None:
-            self._attempts = self._build_attempts()
         return self._attempts
 
     def _build_attempts(self) -> list[Attempt]:
