@@ -359,3 +359,26 @@ def test_cancelled_task_leaves_the_client_usable(server_cert: IssuedCert, ca_fil
         r = asyncio.run(main(server.spec), debug=True)
     assert r.addresses() == ["192.0.2.53"]
     assert server.connections == 2  # the interrupted connection was not reused
+
+
+def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_file: str) -> None:
+    import threading
+
+    with FakeServer(server_cert, _slow_echo(0.5)) as server:  # type: ignore[arg-type]
+        client = dotclient.Client(server.spec, ca_file=ca_file, timeout=3)
+        client.resolve("warm.test")
+        errors: list[BaseException] = []
+
+        def query() -> None:
+            try:
+                client.resolve("a.test")
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=query)
+        thread.start()
+        time.sleep(0.2)
+        client.close()
+        thread.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectError), errors
+    assert server.connections == 1

@@ -206,6 +206,8 @@ class Client:
             connection = self._connection
             fresh = connection is None
             if connection is None:
+                if self._closed:  # close() ran while this query was under way
+                    raise ConnectionLost("the client was closed", server=self._config.server)
                 connection = Connection.connect(self._config, deadline)
                 self._connection = connection
             try:
