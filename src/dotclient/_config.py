@@ -91,8 +91,8 @@ class ClientConfig:
         """The ``time.monotonic()`` instant by which a query started now must end."""
         return time.monotonic() + _check_timeout(timeout, self.timeout)
 
-    @staticmethod
     def make_query(
+        self,
         name: dns.name.Name | str,
         rdtype: dns.rdatatype.RdataType | str | int,
         rdclass: dns.rdataclass.RdataClass | str | int,
@@ -101,7 +101,7 @@ class ClientConfig:
         """Build the query for :meth:`resolve`."""
         if not isinstance(name, (str, dns.name.Name)):
             raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        return make_query(name, rdtype, rdclass, dnssec=dnssec)
+        return make_query(name, rdtype, rdclass, dnssec=dnssec, padding=self.padding)
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:

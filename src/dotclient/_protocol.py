@@ -129,10 +129,12 @@ def make_query(
     rdclass: dns.rdataclass.RdataClass | str | int = dns.rdataclass.IN,
     *,
     dnssec: bool = False,
+    padding: int = 0,
 ) -> dns.message.QueryMessage:
     """Build a recursive query with EDNS(0), the way a stub resolver asks.
 
-    ``dnssec=True`` sets the DO bit (RFC 3225). Bad names or types raise ``ValueError``.
+    ``dnssec=True`` sets the DO bit (RFC 3225); ``padding`` > 0 pads it to that block
+    size when rendered (RFC 8467). Bad names or types raise ``ValueError``.
     """
     try:
         if isinstance(qname, str):
@@ -144,7 +146,7 @@ def make_query(
     if dns.rdatatype.is_metatype(rdtype) and rdtype != dns.rdatatype.ANY:
         raise ValueError(f"cannot query for meta-type {rdtype.name}")
     return dns.message.make_query(
-        qname, rdtype, rdclass, use_edns=0, want_dnssec=dnssec, payload=1232
+        qname, rdtype, rdclass, use_edns=0, want_dnssec=dnssec, payload=1232, pad=padding
     )
 
 
@@ -163,7 +165,12 @@ def _render(
     if msg.tsig is not None:
         # to_wire() rewrites the TSIG RRset in place; keep the caller's intact.
         msg.tsig = copy.copy(msg.tsig)
-    if padding:
+    already_padded = (
+        msg.edns >= 0
+        and msg.pad == padding
+        and not any(o.otype == dns.edns.OptionType.PADDING for o in msg.options)
+    )
+    if padding and not already_padded:
         if msg.edns < 0:
             msg.use_edns(0, pad=padding)
         else:
