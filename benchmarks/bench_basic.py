@@ -53,8 +53,10 @@ def dnspython_socket(port: int, ctx: ssl.SSLContext) -> ssl.SSLSocket:
     return ctx.wrap_socket(raw, server_hostname="dot.test")
 
 
-def bench_sync(spec: str, port: int, ca_file: str, n: int) -> tuple[float, float]:
-    with dotclient.Client(spec, ca_file=ca_file) as client:
+def bench_sync(
+    spec: str, port: int, ca_file: str, n: int, padding: bool = True
+) -> tuple[float, float]:
+    with dotclient.Client(spec, ca_file=ca_file, padding=padding) as client:
         client.resolve(NAMES[0])  # connect outside the timing
 
         def ours() -> None:
@@ -132,6 +134,10 @@ def main() -> int:
             (
                 "sync, one connection, sequential",
                 *bench_sync(spec, server.port, ca_file, args.queries),
+            ),
+            (
+                "same, dotclient with padding=False",
+                *bench_sync(spec, server.port, ca_file, args.queries, padding=False),
             ),
             (
                 "asyncio, one connection, sequential",
