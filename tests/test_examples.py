@@ -60,3 +60,13 @@ def test_guide_testing_snippet_runs(unbound: UnboundServer) -> None:
     done = run("-c", snippet)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() in ("['192.0.2.1', '192.0.2.2']", "['192.0.2.2', '192.0.2.1']")
+
+
+def test_benchmark_script_runs(unbound: UnboundServer) -> None:
+    # Not a timing test: tiny counts, only checks that the script still works.
+    bench = EXAMPLES.parent / "benchmarks" / "bench_basic.py"
+    done = run(str(bench), "--queries", "20", "--oneshot", "2", timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[1].split()[:2] == ["case", "dotclient"]
+    assert len(lines) == 6 and all(float(line.split()[-1]) > 0 for line in lines[2:])
