@@ -316,3 +316,26 @@ def test_tasks_share_one_async_client(spec: str, ca_file: str) -> None:
     assert all(sorted(r.addresses()) == ["192.0.2.1", "192.0.2.2"] for r in results[::2])
     assert all(r.rcode == dns.rcode.NOERROR for r in results)
     assert all(r.addresses() == ["2001:db8::1"] for r in results[1::2])
+
+
+def test_pin_only_trusts_only_the_servers_own_certificate(
+    mode: str, spec: str, test_ca: TestCA, server_cert: IssuedCert
+) -> None:
+    # unbound sends its leaf and our CA. Without chain verification anybody can send a
+    # copy of a CA certificate, so a pin on it must not authenticate (only the leaf's).
+    from dotclient._tls import format_pin, spki_digest
+
+    ca_pin = format_pin(spki_digest(ssl.PEM_cert_to_DER_cert(test_ca.cert_pem.decode())))
+    with pytest.raises(dotclient.AuthenticationError, match="no SPKI pin matched"):
+        resolve(mode, "a.example.test", server=spec, pins=[ca_pin], pin_only=True)
+    r = resolve(mode, "a.example.test", server=spec, pins=[server_cert.spki_pin], pin_only=True)
+    assert r.authenticated
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(dotclient.AuthenticationError, match="no SPKI pin matched|not verified"):
+        resolve(mode, "a.example.test", server=spec, pins=[ca_pin], ssl_context=unverified)
+    r = resolve(
+        mode, "a.example.test", server=spec, pins=[server_cert.spki_pin], ssl_context=unverified
+    )
+    assert r.authenticated

@@ -276,6 +276,8 @@ class TLSPolicy:
             )
 
         chain = peer_chain(ssl_object, verified=attempt.verifies_chain)
+        # Only a chain OpenSSL built and verified counts as verified below.
+        verified = attempt.verifies_chain and bool(chain)
         if not chain:
             chain = peer_chain(ssl_object, verified=False)
         if not chain:
@@ -283,8 +285,9 @@ class TLSPolicy:
         digests = tuple(spki_digest(der) for der in chain)
         if attempt.fallback:
             return info(False, previous)
-        if not attempt.verifies_chain and not self.pin_only:
-            # Only a caller's own ssl_context with CERT_NONE gets here.
+        if not verified and not self.pin_only:
+            # A caller's own ssl_context with CERT_NONE: only a pin on the server's own
+            # certificate can authenticate it.
             reason = "certificate not verified (ssl_context has verify_mode CERT_NONE)"
             if self.server.pins and digests[0] in self.server.pins:
                 return info(True)
@@ -301,7 +304,7 @@ class TLSPolicy:
         if self.server.pins:
             # With a verified chain any of its certificates may be pinned; without one
             # (pin_only) only the server's own, or anybody could replay a CA's cert.
-            candidates = digests if attempt.verifies_chain else digests[:1]
+            candidates = digests if verified else digests[:1]
             if not any(d in self.server.pins for d in candidates):
                 raise AuthenticationError(
                     f"no SPKI pin matched {self.server}: it presented "
