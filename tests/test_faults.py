@@ -382,3 +382,10 @@ def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_fil
         thread.join(5)
     assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectError), errors
     assert server.connections == 1
+
+
+def test_errors_name_the_server(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    with FakeServer(server_cert, _one_reply(_no_qr)) as server:  # type: ignore[arg-type]
+        with pytest.raises(dotclient.ProtocolError) as info:
+            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=2)
+    assert str(info.value.server) == server.spec

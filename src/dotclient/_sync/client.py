@@ -18,7 +18,7 @@ import dns.rdatatype
 
 from .._backends._sync import Lock, SyncStream, open_tls_stream
 from .._config import DEFAULT_TIMEOUT, ClientConfig, ServerSpec, remaining
-from .._exceptions import AuthenticationError, ConnectionLost, Timeout
+from .._exceptions import AuthenticationError, ConnectionLost, DoTError, Timeout
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
@@ -27,6 +27,12 @@ from .._tls import TLSInfo
 __all__ = ["Client", "Connection", "resolve"]
 
 _READ_SIZE = 65536
+
+
+def _name_server(exc: DoTError, server: Server) -> None:
+    """Name the server on errors raised where it was not known (the protocol core)."""
+    if exc.server is None:
+        exc.server = server
 
 
 class Connection:
@@ -215,11 +221,15 @@ class Client:
             except ConnectionLost as exc:
                 self._discard()
                 if fresh:
-                    exc.server = self._config.server
+                    _name_server(exc, self._config.server)
                     raise
                 # The server closed a connection kept from earlier (idle timeout, restart):
                 # that says nothing about this query, so send it once more on a new one.
                 continue
+            except DoTError as exc:
+                self._discard()
+                _name_server(exc, self._config.server)
+                raise
             except BaseException:
                 self._discard()
                 raise
