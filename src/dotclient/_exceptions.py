@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -71,9 +72,18 @@ class AuthenticationError(TLSError):
     name or IP not in the certificate, or no SPKI pin matched (RFC 7858 section 4.2)."""
 
 
-class Timeout(DoTError, TimeoutError):
+if sys.version_info >= (3, 11):
+    _TimeoutBase = TimeoutError  # asyncio.TimeoutError is TimeoutError since 3.11
+else:  # pragma: no cover - Python 3.10
+
+    class _TimeoutBase(TimeoutError, asyncio.TimeoutError):
+        pass
+
+
+class Timeout(DoTError, _TimeoutBase):
     """The query did not complete within its ``timeout`` (connect, handshake and answer
-    together). Also a built-in :class:`TimeoutError`, so ``except TimeoutError`` works."""
+    together). Also a built-in :class:`TimeoutError` (and ``asyncio.TimeoutError``), so
+    ``except TimeoutError`` works."""
 
 
 class ProtocolError(DoTError):

@@ -350,6 +350,11 @@ class DoTProtocol:
                 ProtocolError(f"malformed response to query {qid}: {type(exc).__name__}: {exc}"),
             )
             return
+        if pending.keyring is not None and not response.had_tsig:
+            # RFC 8945 section 5.3.1: an unsigned answer to a signed query is rejected
+            # (not every dnspython version does this in from_wire).
+            self._fail(qid, ProtocolError(f"unsigned response to TSIG-signed query {qid}"))
+            return
         problem = self._mismatch(pending, response)
         if problem is not None:
             self._fail(qid, ProtocolError(f"response to query {qid} does not match: {problem}"))
