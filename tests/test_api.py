@@ -125,3 +125,16 @@ def test_unasync_check_passes() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_quickack_tolerates_any_socket() -> None:
+    import socket
+
+    from dotclient._backends import quickack
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        quickack(udp)  # not TCP: ignored
+    tcp = socket.socket()
+    tcp.close()
+    quickack(tcp)  # closed: ignored
+    quickack(object())  # not a socket at all: ignored

@@ -8,6 +8,7 @@ from typing import Any
 
 from .._exceptions import Timeout, map_io_errors
 from .._server import Server
+from . import quickack
 
 __all__ = ["AsyncLock", "AsyncStream", "open_tls_stream"]
 
@@ -25,10 +26,13 @@ class AsyncStream:
         self._writer = writer
         self._server = server
         self.ssl_object: Any = writer.get_extra_info("ssl_object")
+        self._socket: Any = writer.get_extra_info("socket")
 
     async def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
         with map_io_errors("receive", self._server):
+            if self._socket is not None:
+                quickack(self._socket)
             return await asyncio.wait_for(self._reader.read(max_bytes), timeout)
 
     async def write(self, data: bytes, timeout: float) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from .._exceptions import ConnectError, Timeout, map_io_errors
 from .._server import Server
+from . import quickack
 
 __all__ = ["Lock", "SyncStream", "open_tls_stream"]
 
@@ -28,6 +29,7 @@ class SyncStream:
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
         with map_io_errors("receive", self._server):
+            quickack(self._sock)
             self._sock.settimeout(timeout)
             return self._sock.recv(max_bytes)
 
