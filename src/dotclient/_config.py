@@ -17,7 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from ._exceptions import Timeout
-from ._protocol import DEFAULT_PADDING_BLOCK, make_query
+from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, make_query
 from ._response import Response
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
@@ -72,10 +72,13 @@ class ClientConfig:
             self.padding = DEFAULT_PADDING_BLOCK
         elif padding is False or padding is None:
             self.padding = 0
-        elif isinstance(padding, int) and 0 <= padding <= 512:
+        elif isinstance(padding, int) and 0 <= padding <= MAX_PADDING_BLOCK:
             self.padding = padding
         else:
-            raise ValueError(f"padding must be True, False or a block size 0-512, not {padding!r}")
+            raise ValueError(
+                f"padding must be True, False or a block size 0-{MAX_PADDING_BLOCK}, "
+                f"not {padding!r}"
+            )
         if ca_file is not None:
             ca_file = str(ca_file)
         self.tls = TLSPolicy(

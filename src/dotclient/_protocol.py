@@ -23,12 +23,14 @@ import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
 from ._exceptions import ConnectionLost, ProtocolError
 
 __all__ = [
     "DEFAULT_PADDING_BLOCK",
     "DNS_HEADER_SIZE",
+    "MAX_PADDING_BLOCK",
     "DoTProtocol",
     "FrameDecoder",
     "encode_frame",
@@ -38,6 +40,8 @@ __all__ = [
 
 #: RFC 8467 section 4.1: clients pad queries to the closest multiple of 128 octets.
 DEFAULT_PADDING_BLOCK = 128
+#: The largest padding block accepted (RFC 8467 suggests 128 for queries).
+MAX_PADDING_BLOCK = 512
 #: A DNS message is never shorter than its 12-octet header (RFC 1035 section 4.1.1).
 DNS_HEADER_SIZE = 12
 _MAX_MESSAGE = 65535
@@ -184,25 +188,20 @@ def _render(
     return wire, getattr(msg, "mac", None) if msg.keyring is not None else None
 
 
-class _Pending:
-    __slots__ = (
-        "keyring",
-        "mac",
-        "opcode",
-        "qclass",
-        "qclass_text",
-        "qname",
-        "qtype",
-        "qtype_text",
+def _describe(question: dns.rrset.RRset) -> str:
+    return (
+        f"{question.name} {dns.rdataclass.to_text(question.rdclass)} "
+        f"{dns.rdatatype.to_text(question.rdtype)}"
     )
 
+
+class _Pending:
+    """What the response to one query in flight is checked against."""
+
+    __slots__ = ("keyring", "mac", "opcode", "question")
+
     def __init__(self, message: dns.message.Message, mac: bytes | None) -> None:
-        question = message.question[0] if message.question else None
-        self.qname = question.name if question is not None else None
-        self.qtype = question.rdtype if question is not None else None
-        self.qclass = question.rdclass if question is not None else None
-        self.qtype_text = question.rdtype.name if question is not None else "-"
-        self.qclass_text = question.rdclass.name if question is not None else "-"
+        self.question = message.question[0]  # send_query requires exactly one
         self.opcode = message.opcode()
         self.keyring = message.keyring
         self.mac = mac
@@ -227,8 +226,10 @@ class DoTProtocol:
     """
 
     def __init__(self, *, padding: int = DEFAULT_PADDING_BLOCK) -> None:
-        if padding < 0 or padding > 512:
-            raise ValueError(f"padding block must be 0 (off) to 512 octets, not {padding}")
+        if not 0 <= padding <= MAX_PADDING_BLOCK:
+            raise ValueError(
+                f"padding block must be 0 (off) to {MAX_PADDING_BLOCK} octets, not {padding}"
+            )
         self.padding = padding
         self._decoder = FrameDecoder()
         self._pending: dict[int, _Pending] = {}
@@ -256,17 +257,13 @@ class DoTProtocol:
         return len(self._pending)
 
     def _allocate_id(self) -> int:
-        taken = len(self._pending) + len(self._results) + len(self._abandoned)
-        if taken >= 65536:
+        in_use = (self._pending, self._results, self._abandoned)
+        if sum(len(ids) for ids in in_use) >= 65536:
             raise RuntimeError("all 65,536 query IDs are in use on this connection")
         while True:
             # RFC 5452 section 9.2: IDs must be unpredictable; secrets uses the OS CSPRNG.
             qid = secrets.randbits(16)
-            if (
-                qid not in self._pending
-                and qid not in self._results
-                and (qid not in self._abandoned)
-            ):
+            if not any(qid in ids for ids in in_use):
                 return qid
 
     def send_query(self, message: dns.message.Message) -> tuple[int, bytes]:
@@ -373,14 +370,10 @@ class DoTProtocol:
             return "no question section"
         if len(response.question) != 1:
             return f"{len(response.question)} questions"
-        q = response.question[0]
+        got, asked = response.question[0], pending.question
         # dns.name.Name compares case-insensitively (RFC 4343).
-        if q.name != pending.qname or q.rdtype != pending.qtype or q.rdclass != pending.qclass:
-            return (
-                f"question {q.name} {dns.rdataclass.to_text(q.rdclass)} "
-                f"{dns.rdatatype.to_text(q.rdtype)}, expected {pending.qname} "
-                f"{pending.qclass_text} {pending.qtype_text}"
-            )
+        if (got.name, got.rdtype, got.rdclass) != (asked.name, asked.rdtype, asked.rdclass):
+            return f"question {_describe(got)}, expected {_describe(asked)}"
         return None
 
     def result(self, query_id: int) -> dns.message.Message | None:

@@ -146,7 +146,7 @@ class Server:
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         text = f"{host}:{self.port}"
-        if self.auth_name and self.auth_name != self.host:
+        if self.auth_name:  # never equal to host: __post_init__ drops that
             text += f"#{self.auth_name}"
         return text
 
@@ -212,7 +212,7 @@ def parse_server(
     if pins is not None:
         if isinstance(pins, (str, bytes)):
             pins = [pins]
-        changes["pins"] = server.pins + tuple(parse_pin(p) for p in pins)
+        changes["pins"] = server.pins + tuple(pins)  # Server parses and dedupes them
     return server.replace(**changes) if changes else server
 
 
@@ -250,9 +250,10 @@ def _parse_text(spec: str) -> Server:
             raise InvalidServerSpec(f"invalid IPv6 address {host!r} in server spec {spec!r}")
     if not host:
         raise InvalidServerSpec(f"missing host in server spec {spec!r}")
-    if not _is_ip(host) and host.replace(".", "").isdigit():
-        raise InvalidServerSpec(f"invalid IPv4 address {host!r} in server spec {spec!r}")
+    # Checked here as well as in Server, so that messages quote the whole spec.
     if not _is_ip(host):
+        if host.replace(".", "").isdigit():
+            raise InvalidServerSpec(f"invalid IPv4 address {host!r} in server spec {spec!r}")
         _check_hostname(host, spec)
     if auth_name is not None and not _is_ip(auth_name):
         _check_hostname(auth_name, spec, "authentication name")
