@@ -21,6 +21,8 @@ from dotclient.testing import (  # noqa: E402
     UnboundServer,
 )
 
+from modes import MODES  # noqa: E402
+
 _UNBOUND_FIXTURES = frozenset({"unbound", "unbound_factory"})
 
 
@@ -44,6 +46,12 @@ def _start_unbound(cert: IssuedCert, **kwargs: Any) -> UnboundServer:
         _unbound_missing(exc)
     server.start()
     return server
+
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest) -> str:
+    """Which API a test drives: the blocking one or asyncio (see tests/modes.py)."""
+    return str(request.param)
 
 
 @pytest.fixture(scope="session")

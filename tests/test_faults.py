@@ -17,23 +17,8 @@ import pytest
 import dotclient
 from dotclient.testing import IssuedCert, self_signed_cert
 
-from fakeserver import FakeConnection, FakeServer, answer
-from modes import MODES, open_client, resolve
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-def _frame_lengths(data: bytes) -> list[int]:
-    lengths = []
-    while data:
-        (n,) = struct.unpack_from("!H", data)
-        lengths.append(n)
-        data = data[2 + n :]
-    return lengths
-
+from fakeserver import FakeConnection, FakeServer, answer, frame
+from modes import open_client, resolve
 
 # -- what goes on the wire -----------------------------------------------------------
 
@@ -46,19 +31,20 @@ def test_queries_are_padded_to_128_octets(
         with open_client(mode, server.spec, ca_file=ca_file) as client:
             for name in names:
                 assert client.resolve(name).addresses() == ["192.0.2.53"]
-    lengths = _frame_lengths(bytes(server.received))
+    lengths = [len(f) for f in server.frames]
+    assert sum(2 + n for n in lengths) == len(server.received)  # nothing else was sent
     assert len(lengths) == 3 and all(n % 128 == 0 for n in lengths), lengths
-    for frame in server.frames:
-        opts = dns.message.from_wire(frame).options
+    for wire in server.frames:
+        opts = dns.message.from_wire(wire).options
         assert [o.otype for o in opts] == [dns.edns.OptionType.PADDING]
 
 
 def test_padding_can_be_turned_off(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
     with FakeServer(server_cert) as server:
         resolve(mode, "a.test", server=server.spec, ca_file=ca_file, padding=False)
-    (frame,) = server.frames
-    assert list(dns.message.from_wire(frame).options) == []
-    assert len(frame) % 128 != 0
+    (wire,) = server.frames
+    assert list(dns.message.from_wire(wire).options) == []
+    assert len(wire) % 128 != 0
 
 
 @pytest.mark.parametrize(
@@ -156,32 +142,26 @@ def _one_reply(reply: object) -> object:
     return handler
 
 
-def _framed(message: dns.message.Message) -> bytes:
-    wire = message.to_wire()
-    return struct.pack("!H", len(wire)) + wire
-
-
 def _no_qr(query: dns.message.Message) -> bytes:
     r = answer(query)
     r.flags &= ~dns.flags.QR
-    return _framed(r)
+    return frame(r)
 
 
 def _other_question(query: dns.message.Message) -> bytes:
     other = dns.message.make_query("evil.test", "A")
     other.id = query.id
-    return _framed(answer(other))
+    return frame(answer(other))
 
 
 def _wrong_id(query: dns.message.Message) -> bytes:
     r = answer(query)
     r.id = (query.id + 1) % 65536
-    return _framed(r)
+    return frame(r)
 
 
 def _garbage(query: dns.message.Message) -> bytes:
-    wire = struct.pack("!HH", query.id, 0x8180) + b"\xff" * 30
-    return struct.pack("!H", len(wire)) + wire
+    return frame(struct.pack("!HH", query.id, 0x8180) + b"\xff" * 30)
 
 
 @pytest.mark.parametrize(
@@ -191,7 +171,7 @@ def _garbage(query: dns.message.Message) -> bytes:
         (_other_question, dotclient.ProtocolError, "evil.test"),
         (_garbage, dotclient.ProtocolError, "malformed response"),
         (lambda q: b"\x00\x00", dotclient.ProtocolError, "0-octet frame"),
-        (lambda q: _framed(answer(q))[:1], dotclient.Timeout, "timed out"),
+        (lambda q: frame(answer(q))[:1], dotclient.Timeout, "timed out"),
         (_wrong_id, dotclient.Timeout, "matched no query"),
         (lambda q: None, dotclient.Timeout, "timed out waiting for the answer"),
     ],
@@ -224,7 +204,7 @@ def test_close_inside_a_frame(
     def handler(conn: FakeConnection) -> None:
         query = conn.read_query()
         assert query is not None
-        conn.send(_framed(answer(query))[:where])
+        conn.send(frame(answer(query))[:where])
 
     with FakeServer(server_cert, handler) as server:
         with pytest.raises(dotclient.ConnectionLost, match="inside a"):
@@ -236,7 +216,7 @@ def test_one_byte_records_are_reassembled(
 ) -> None:
     def handler(conn: FakeConnection) -> None:
         while (query := conn.read_query()) is not None:
-            for byte in _framed(answer(query)):
+            for byte in frame(answer(query)):
                 conn.send(bytes([byte]))  # one TLS record each
 
     with FakeServer(server_cert, handler) as server:
@@ -250,7 +230,7 @@ def test_drip_feed_cannot_stretch_the_timeout(
     def handler(conn: FakeConnection) -> None:
         query = conn.read_query()
         assert query is not None
-        for byte in _framed(answer(query)):
+        for byte in frame(answer(query)):
             conn.send(bytes([byte]))
             time.sleep(0.1)
 

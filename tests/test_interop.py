@@ -17,12 +17,7 @@ import pytest
 import dotclient
 from dotclient.testing import IssuedCert, TestCA, UnboundServer, self_signed_cert
 
-from modes import MODES, open_client, resolve
-
-
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+from modes import open_client, resolve
 
 
 @pytest.fixture
