@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """dotclient against dnspython on the same local unbound DoT server, in one run.
 
-    python benchmarks/bench_basic.py [--queries 2000] [--oneshot 40]
+    python benchmarks/bench_basic.py [--queries 2000] [--oneshot 40] [--profile 1000]
 
 Starts Debian's unbound on 127.0.0.1 (dotclient.testing) and measures, side by side:
   1. sequential queries on one kept connection: dotclient.Client vs dns.query.tls
      with a reused socket (dnspython's best DoT path);
   2. the same with asyncio: AsyncClient vs dns.asyncquery.tls with a reused socket;
   3. one-shot queries, a new TLS connection each: dotclient.resolve vs dns.query.tls.
-Prints queries/s and the ratio dotclient/dnspython (higher is better for dotclient).
+Prints queries/s and the ratio dotclient/dnspython (higher is better for dotclient);
+--profile N then shows which steps take the time of N sequential Client queries.
 dotclient pads queries (RFC 8467) and validates every response; dnspython does neither
 by default. Loopback only; bounded by the counts given.
 """
@@ -120,10 +121,50 @@ def bench_oneshot(spec: str, port: int, ca_file: str, n: int) -> tuple[float, fl
     return rate(n, timed(ours)), rate(n, timed(theirs))
 
 
+# The steps whose share of a query's time --profile reports, by cProfile function name.
+_STEPS = {
+    "parse the response (dns.message.from_wire)": ("message.py", "from_wire"),
+    "render the query (Message.to_wire)": ("message.py", "to_wire"),
+    "build the query (dotclient make_query)": ("_protocol.py", "make_query"),
+    "TLS read, including the wait for unbound": (
+        "~",
+        "<method 'read' of '_ssl._SSLSocket' objects>",
+    ),
+    "TLS write": ("~", "<method 'write' of '_ssl._SSLSocket' objects>"),
+}
+
+
+def profile(spec: str, ca_file: str, n: int) -> None:
+    """Print where the time of n sequential Client.resolve() calls goes."""
+    import cProfile
+    import pstats
+
+    with dotclient.Client(spec, ca_file=ca_file) as client:
+        client.resolve(NAMES[0])
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for i in range(n):
+            client.resolve(NAMES[i % len(NAMES)])
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # untyped attribute
+    total = sum(tottime for (_, _, tottime, _, _) in stats.values())
+    print(f"\nprofile of {n} sequential Client.resolve() calls (share of profiled time):")
+    for label, (file_end, func) in _STEPS.items():
+        cumtime = sum(
+            entry[3]
+            for (file, _, name), entry in stats.items()
+            if name == func and file.endswith(file_end)
+        )
+        print(f"  {label:45} {cumtime / total:6.0%}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=2000, help="per sequential run")
     parser.add_argument("--oneshot", type=int, default=40, help="one-shot queries per run")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also profile N sync queries"
+    )
     args = parser.parse_args()
     ca = TestCA()
     cert = ca.issue("dot.test", "127.0.0.1")
@@ -148,14 +189,16 @@ def main() -> int:
                 *bench_oneshot(spec, server.port, ca_file, args.oneshot),
             ),
         ]
-    print(
-        f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
-        f"Python {platform.python_version()}  dotclient {dotclient.__version__}  "
-        f"dnspython {dns.version.version}  server: unbound on 127.0.0.1"
-    )
-    print(f"{'case':40} {'dotclient q/s':>14} {'dnspython q/s':>14} {'ratio':>7}")
-    for name, ours, theirs in rows:
-        print(f"{name:40} {ours:14.0f} {theirs:14.0f} {ours / theirs:7.2f}")
+        print(
+            f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}  "
+            f"Python {platform.python_version()}  dotclient {dotclient.__version__}  "
+            f"dnspython {dns.version.version}  server: unbound on 127.0.0.1"
+        )
+        print(f"{'case':40} {'dotclient q/s':>14} {'dnspython q/s':>14} {'ratio':>7}")
+        for name, ours, theirs in rows:
+            print(f"{name:40} {ours:14.0f} {theirs:14.0f} {ours / theirs:7.2f}")
+        if args.profile:
+            profile(spec, ca_file, args.profile)
     return 0
 
 
