@@ -289,51 +289,58 @@ class DoTProtocol:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes) -> list[int]:
         """Process bytes read from the connection; ``b""`` means the peer closed it.
 
-        Raises :class:`ProtocolError` if the byte stream is not valid DNS-over-TCP
-        framing; every query in flight then fails with that error too.
+        Returns the IDs of the queries whose outcome (a response or an error) is now
+        ready for :meth:`result`, so a shell can wake just their waiters. Raises
+        :class:`ProtocolError` if the byte stream is not valid DNS-over-TCP framing;
+        every query in flight then fails with that error too.
         """
         if self._error is not None or self._eof:
-            return
+            return []
         if not data:
             self._eof = True
             where = self._decoder.describe_partial()
             reason = "the server closed the connection"
             if where:
                 reason += f" {where}"
-            for qid in list(self._pending):
+            ready = list(self._pending)
+            for qid in ready:
                 self._fail(qid, ConnectionLost(f"{reason} before answering query {qid}"))
-            return
+            return ready
         try:
             frames = self._decoder.feed(data)
         except ProtocolError:
             frames = []
+        ready = []
         for frame in frames:
-            self._receive_message(frame)
+            qid = self._receive_message(frame)
+            if qid is not None:
+                ready.append(qid)
         exc = self._decoder.error
         if exc is not None:
             self._error = exc
             for qid in list(self._pending):
                 self._fail(qid, ProtocolError(f"{exc} (query {qid} was in flight)"))
             raise exc
+        return ready
 
     def _fail(self, qid: int, error: Exception) -> None:
         del self._pending[qid]
         self._results[qid] = error
 
-    def _receive_message(self, wire: bytes) -> None:
-        (qid,) = _U16.unpack_from(wire, 0)
+    def _receive_message(self, wire: bytes) -> int | None:
+        qid: int = _U16.unpack_from(wire, 0)[0]
         pending = self._pending.get(qid)
         if pending is None:
             self.unmatched += 1
-            return
+            return None
         if not wire[2] & 0x80:
             self._fail(
                 qid, ProtocolError(f"the message for query {qid} has no QR bit: not a response")
             )
-            return
+            return qid
         try:
             response = dns.message.from_wire(
                 wire,
@@ -346,19 +353,20 @@ class DoTProtocol:
                 qid,
                 ProtocolError(f"malformed response to query {qid}: {type(exc).__name__}: {exc}"),
             )
-            return
+            return qid
         if pending.keyring is not None and not response.had_tsig:
             # RFC 8945 section 5.3.1: an unsigned answer to a signed query is rejected
             # (not every dnspython version does this in from_wire).
             self._fail(qid, ProtocolError(f"unsigned response to TSIG-signed query {qid}"))
-            return
+            return qid
         problem = self._mismatch(pending, response)
         if problem is not None:
             self._fail(qid, ProtocolError(f"response to query {qid} does not match: {problem}"))
-            return
+            return qid
         del self._pending[qid]
         self._results[qid] = response
         self.answered += 1
+        return qid
 
     @staticmethod
     def _mismatch(pending: _Pending, response: dns.message.Message) -> str | None:

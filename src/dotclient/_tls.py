@@ -144,6 +144,9 @@ class TLSInfo:
     auth_error: str | None
     #: SHA-256 SPKI digests of the certificates the server presented, leaf first.
     peer_pins: tuple[bytes, ...]
+    #: The handshake resumed an earlier session (RFC 8446 section 2.2 PSK, or a TLS 1.2
+    #: session ticket/ID) instead of a full handshake.
+    resumed: bool = False
 
 
 class TLSPolicy:
