@@ -315,9 +315,9 @@ class DoTProtocol:
             frames = []
         ready = []
         for frame in frames:
-            qid = self._receive_message(frame)
-            if qid is not None:
-                ready.append(qid)
+            done = self._receive_message(frame)
+            if done is not None:
+                ready.append(done)
         exc = self._decoder.error
         if exc is not None:
             self._error = exc
