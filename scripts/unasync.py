@@ -22,6 +22,7 @@ TARGET = ROOT / "_sync"
 # Applied in order, each as a whole-word regex.
 SUBS = [
     (r"from \.\._backends\._async import", "from .._backends._sync import"),
+    (r"from \.\._backends import _async as backend", "from .._backends import _sync as backend"),
     (r"AsyncLock", "Lock"),
     (r"AsyncStream", "SyncStream"),
     (r"AsyncConnection", "Connection"),

@@ -17,27 +17,52 @@ import dns.rdataclass
 import dns.rdatatype
 
 from ._exceptions import Timeout
-from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, make_query
+from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
 from ._response import Response
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
 
-__all__ = ["DEFAULT_TIMEOUT", "ClientConfig", "ServerSpec", "remaining"]
+__all__ = [
+    "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_TIMEOUT",
+    "ClientConfig",
+    "Question",
+    "ServerSpec",
+    "remaining",
+]
 
 #: Seconds a query may take by default: connect, handshake and answer together.
 DEFAULT_TIMEOUT = 5.0
+#: Connections a client keeps to its server; a second opens only when the first is full.
+DEFAULT_MAX_CONNECTIONS = 2
+#: Queries pipelined on one connection before callers wait (RFC 7766 section 6.2.1.1).
+DEFAULT_MAX_IN_FLIGHT = 100
+#: Seconds a connection with nothing in flight stays open (RFC 7858 section 3.4).
+DEFAULT_IDLE_TIMEOUT = 10.0
 
 ServerSpec = str | Server
+#: A checked question: name, type, class and whether to set the DO bit.
+Question = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass, bool]
 
 
-def _check_timeout(timeout: float | None, default: float) -> float:
+def _check_timeout(timeout: float | None, default: float, what: str = "timeout") -> float:
     if timeout is None:
         return default
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"timeout must be a number of seconds, not {type(timeout).__name__}")
+        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
     if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, not {timeout}")
+        raise ValueError(f"{what} must be a positive, finite number of seconds, not {timeout}")
     return float(timeout)
+
+
+def _check_count(what: str, value: int, most: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+    if not 1 <= value <= most:
+        raise ValueError(f"{what} must be 1 to {most}, not {value}")
+    return value
 
 
 def remaining(deadline: float, server: Server, what: str = "the answer") -> float:
@@ -65,9 +90,20 @@ class ClientConfig:
         ssl_context: ssl.SSLContext | None = None,
         profile: str = "strict",
         padding: bool | int = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        keepalive: bool = False,
+        resumption: bool = True,
     ) -> None:
         self.server = parse_server(server, auth_name=auth_name, pins=pins)
         self.timeout = _check_timeout(timeout, DEFAULT_TIMEOUT)
+        self.max_connections = _check_count("max_connections", max_connections, 64)
+        # Query IDs are 16 bits; a connection never has more in flight than that.
+        self.max_in_flight = _check_count("max_in_flight", max_in_flight, 65535)
+        self.idle_timeout = _check_timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout")
+        self.keepalive = bool(keepalive)
+        self.resumption = bool(resumption)
         if padding is True:
             self.padding = DEFAULT_PADDING_BLOCK
         elif padding is False or padding is None:
@@ -94,17 +130,17 @@ class ClientConfig:
         """The ``time.monotonic()`` instant by which a query started now must end."""
         return time.monotonic() + _check_timeout(timeout, self.timeout)
 
-    def make_query(
-        self,
+    @staticmethod
+    def question(
         name: dns.name.Name | str,
         rdtype: dns.rdatatype.RdataType | str | int,
         rdclass: dns.rdataclass.RdataClass | str | int,
         dnssec: bool,
-    ) -> dns.message.QueryMessage:
-        """Build the query for :meth:`resolve`."""
+    ) -> Question:
+        """Check what :meth:`resolve` was asked, before any I/O."""
         if not isinstance(name, (str, dns.name.Name)):
             raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        return make_query(name, rdtype, rdclass, dnssec=dnssec, padding=self.padding)
+        return (*check_question(name, rdtype, rdclass), bool(dnssec))
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:
@@ -117,12 +153,13 @@ class ClientConfig:
 
     def response(
         self,
-        query: dns.message.Message,
-        message: dns.message.Message,
+        query: dns.message.Message | None,
+        message: dns.message.Message | bytes,
         started: float,
         tls: TLSInfo,
     ) -> Response:
-        """Wrap a validated answer. The wire ID was ours; give the caller's back so
-        ``query.is_response(response.message)`` holds."""
-        message.id = query.id
+        """Wrap a validated answer. For a caller's message the wire ID was ours; give
+        the caller's back so ``query.is_response(response.message)`` holds."""
+        if isinstance(message, dns.message.Message) and query is not None:
+            message.id = query.id
         return Response(message, self.server, time.perf_counter() - started, tls)

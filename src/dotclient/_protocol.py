@@ -225,7 +225,7 @@ class DoTProtocol:
     in :attr:`unmatched`.
     """
 
-    def __init__(self, *, padding: int = DEFAULT_PADDING_BLOCK) -> None:
+    def __init__(self, *, padding: int = DEFAULT_PADDING_BLOCK, keepalive: bool = False) -> None:
         if not 0 <= padding <= MAX_PADDING_BLOCK:
             raise ValueError(
                 f"padding block must be 0 (off) to {MAX_PADDING_BLOCK} octets, not {padding}"
@@ -280,6 +280,19 @@ class DoTProtocol:
         wire, mac = _render(message, qid, self.padding)
         self._pending[qid] = _Pending(message, mac)
         return qid, encode_frame(wire)
+
+    def send_question(
+        self, qname: dns.name.Name, rdtype: int, rdclass: int, *, dnssec: bool = False
+    ) -> tuple[int, bytes]:
+        """TEMPORARY shim until the lean path lands."""
+        return self.send_query(make_query(qname, rdtype, rdclass, dnssec=dnssec))
+
+    @property
+    def abandoned(self) -> int:
+        """TEMPORARY shim."""
+        return len(self._abandoned)
+
+    keepalive_timeout: float | None = None
 
     def abandon(self, query_id: int) -> None:
         """Stop waiting for ``query_id``; a late answer to it will be dropped."""
@@ -399,3 +412,22 @@ class DoTProtocol:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
+
+
+def check_question(
+    qname: dns.name.Name | str,
+    rdtype: dns.rdatatype.RdataType | str | int,
+    rdclass: dns.rdataclass.RdataClass | str | int,
+) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
+    """Parse a question's name, type and class; raise ``ValueError`` for bad ones
+    (unknown mnemonics, names too long, meta-types other than ANY)."""
+    try:
+        if isinstance(qname, str):
+            qname = dns.name.from_text(qname)
+        rdtype = dns.rdatatype.RdataType.make(rdtype)
+        rdclass = dns.rdataclass.RdataClass.make(rdclass)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"invalid query: {exc}") from exc
+    if dns.rdatatype.is_metatype(rdtype) and rdtype != dns.rdatatype.ANY:
+        raise ValueError(f"cannot query for meta-type {rdtype.name}")
+    return qname, rdtype, rdclass

@@ -1,84 +1,220 @@
-"""asyncio backend: a TLS stream over asyncio's streams, every wait bounded."""
+"""asyncio backend: a TLS stream on a small asyncio protocol, every wait bounded.
+
+The stream is pull-based (``read``/``write``), like the blocking one, so the client code
+is written once. It is built on :class:`asyncio.Protocol` rather than asyncio's streams:
+a read that finds data already buffered returns without creating a task or a timer,
+which matters when many pipelined answers arrive in one segment.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._exceptions import Timeout, map_io_errors
 from .._server import Server
 from . import quickack
 
-__all__ = ["AsyncLock", "AsyncStream", "open_tls_stream"]
+__all__ = [
+    "AsyncLock",
+    "AsyncStream",
+    "Event",
+    "Mutex",
+    "call_later",
+    "open_tls_stream",
+    "run_workers",
+]
 
 # How long closing may wait for the peer's close_notify before the transport is aborted.
 _CLOSE_TIMEOUT = 1.0
 
 
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_result(False)
+
+
+async def _wait(future: asyncio.Future[bool], timeout: float) -> bool:
+    """Wait for ``future`` (set to True by the waker) at most ``timeout`` seconds.
+
+    A timer that resolves the future with False costs far less than ``wait_for``,
+    which wraps every wait in a new task before Python 3.12.
+    """
+    handle = asyncio.get_running_loop().call_later(max(timeout, 0), _expire, future)
+    try:
+        return await future
+    finally:
+        handle.cancel()
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """Collects what the transport delivers until the stream reads it."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.eof = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[bool] | None = None
+        self.paused = False
+        self.writers: list[asyncio.Future[bool]] = []
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def _wake_reader(self) -> None:
+        reader, self.reader = self.reader, None
+        if reader is not None and not reader.done():
+            reader.set_result(True)
+
+    def _wake_writers(self) -> None:
+        writers, self.writers = self.writers, []
+        for writer in writers:
+            if not writer.done():
+                writer.set_result(True)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        self._wake_writers()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake_writers()
+
+
 class AsyncStream:
     """A connected, handshaken TLS stream."""
 
-    def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, server: Server
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol, server: Server):
+        self._transport = transport
+        self._protocol = protocol
         self._server = server
-        self.ssl_object: Any = writer.get_extra_info("ssl_object")
-        self._socket: Any = writer.get_extra_info("socket")
+        self.ssl_object: Any = transport.get_extra_info("ssl_object")
+        self._socket: Any = transport.get_extra_info("socket")
 
     async def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
-        with map_io_errors("receive", self._server):
+        protocol = self._protocol
+        if not protocol.buffer and not protocol.eof:
             if self._socket is not None:
                 quickack(self._socket)
-            return await asyncio.wait_for(self._reader.read(max_bytes), timeout)
+            future = asyncio.get_running_loop().create_future()
+            protocol.reader = future
+            if not await _wait(future, timeout):
+                protocol.reader = None
+                raise Timeout(
+                    f"timed out waiting for the answer from {self._server}", server=self._server
+                )
+        buffer = protocol.buffer
+        if buffer:
+            data = bytes(buffer[:max_bytes])
+            del buffer[:max_bytes]
+            return data
+        if protocol.error is not None:
+            with map_io_errors("receive", self._server):
+                raise protocol.error
+        return b""
 
     async def write(self, data: bytes, timeout: float) -> None:
-        """Write all of ``data``."""
+        """Write all of ``data``, waiting (bounded) while the transport's buffer is full."""
+        protocol = self._protocol
         with map_io_errors("send", self._server):
-            self._writer.write(data)
-            await asyncio.wait_for(self._writer.drain(), timeout)
+            if protocol.error is not None:
+                raise protocol.error
+            if self._transport.is_closing():
+                raise ConnectionResetError("the connection is closed")
+            self._transport.write(data)
+        if protocol.paused:
+            future = asyncio.get_running_loop().create_future()
+            protocol.writers.append(future)
+            if not await _wait(future, timeout):
+                raise Timeout(
+                    f"timed out sending the query to {self._server}", server=self._server
+                )
+
+    def close_nowait(self) -> None:
+        """Start closing without waiting (from a timer callback); never raises."""
+        self._transport.close()
 
     async def aclose(self) -> None:
         """Close the connection; never raises, never waits more than a second."""
-        writer = self._writer
-        if writer.is_closing():
-            return
-        writer.close()
+        transport = self._transport
+        if not transport.is_closing():
+            transport.close()
         try:
-            await asyncio.wait_for(writer.wait_closed(), _CLOSE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(self._protocol.closed), _CLOSE_TIMEOUT)
         except asyncio.CancelledError:
-            writer.transport.abort()
+            transport.abort()
             raise
         except Exception:  # a peer that never sends close_notify, or resets
-            writer.transport.abort()
+            transport.abort()
 
 
 async def open_tls_stream(
-    server: Server, context: ssl.SSLContext, server_hostname: str | None, timeout: float
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    timeout: float,
+    session: ssl.SSLSession | None = None,
 ) -> AsyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
-    None sends no SNI.
+    None sends no SNI. ``session`` offers an earlier session of ``context`` for
+    resumption. asyncio has no parameter for it, so the context's ``wrap_bio`` is
+    shadowed for the duration of the connect: callers must not connect with the same
+    context concurrently while passing a session (the clients connect one at a time).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
-    with map_io_errors("connect", server):
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(
-                server.host,
-                server.port,
-                ssl=context,
-                # asyncio takes "" to mean: no SNI, no host name check.
-                server_hostname=server_hostname if server_hostname is not None else "",
-                ssl_handshake_timeout=timeout,
-            ),
-            timeout,
-        )
-    return AsyncStream(reader, writer, server)
+    loop = asyncio.get_running_loop()
+    if session is not None:
+        wrap_bio = type(context).wrap_bio
+
+        def wrap_with_session(*args: Any, **kwargs: Any) -> ssl.SSLObject:
+            kwargs["session"] = session
+            return wrap_bio(context, *args, **kwargs)
+
+        context.wrap_bio = wrap_with_session  # type: ignore[method-assign]
+    try:
+        with map_io_errors("connect", server):
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    _StreamProtocol,
+                    server.host,
+                    server.port,
+                    ssl=context,
+                    # asyncio takes "" to mean: no SNI, no host name check.
+                    server_hostname=server_hostname if server_hostname is not None else "",
+                    ssl_handshake_timeout=timeout,
+                ),
+                timeout,
+            )
+    finally:
+        if session is not None:
+            del context.wrap_bio
+    assert isinstance(transport, asyncio.Transport)
+    return AsyncStream(transport, protocol, server)
 
 
 class AsyncLock:
@@ -101,3 +237,71 @@ class AsyncLock:
     def release(self) -> None:
         """Release the lock."""
         self._lock.release()
+
+
+class Mutex:
+    """Guards state shared between threads; a no-op here, where one thread runs."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+class Event:
+    """A wake-up call for one waiter: :meth:`set` wakes :meth:`wait` (or makes the next
+    one return at once) until :meth:`clear`."""
+
+    __slots__ = ("_flag", "_future")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._future: asyncio.Future[bool] | None = None
+
+    def set(self) -> None:
+        """Wake the waiter."""
+        self._flag = True
+        future = self._future
+        if future is not None and not future.done():
+            future.set_result(True)
+
+    def clear(self) -> None:
+        """Forget an earlier :meth:`set`."""
+        self._flag = False
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait until set, at most ``timeout`` seconds; False on timeout."""
+        if self._flag:
+            return True
+        self._future = asyncio.get_running_loop().create_future()
+        try:
+            return await _wait(self._future, timeout)
+        finally:
+            self._future = None
+
+
+class TimerHandle:
+    """What :func:`call_later` returns: :meth:`cancel` stops the call."""
+
+    def __init__(self, handle: asyncio.TimerHandle) -> None:
+        self._handle = handle
+
+    def cancel(self) -> None:
+        """Cancel the call if it has not run."""
+        self._handle.cancel()
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
+    """Run ``callback()`` after ``delay`` seconds on the running event loop."""
+    return TimerHandle(asyncio.get_running_loop().call_later(delay, callback))
+
+
+async def run_workers(count: int, worker: Callable[[], Awaitable[None]]) -> None:
+    """Run ``count`` copies of ``worker`` concurrently (tasks) and wait for all."""
+    if count <= 1:
+        await worker()
+        return
+    await asyncio.gather(*(worker() for _ in range(count)))

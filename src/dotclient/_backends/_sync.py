@@ -2,49 +2,119 @@
 
 from __future__ import annotations
 
+import heapq
 import ipaddress
+import select
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
-from .._exceptions import ConnectError, Timeout, map_io_errors
+from .._exceptions import ConnectError, ConnectionLost, Timeout, map_io_errors
 from .._server import Server
 from . import quickack
 
-__all__ = ["Lock", "SyncStream", "open_tls_stream"]
+__all__ = [
+    "Event",
+    "Lock",
+    "Mutex",
+    "SyncStream",
+    "call_later",
+    "open_tls_stream",
+    "run_workers",
+]
 
 _AddrInfo = tuple[int, tuple[Any, ...]]
 
 
 class SyncStream:
-    """A connected, handshaken TLS socket."""
+    """A connected, handshaken TLS socket that threads may share.
+
+    One thread may read while another writes (pipelined queries): the socket is
+    non-blocking and every ``ssl`` call happens under one lock, held only for that call,
+    never while waiting, because OpenSSL does not allow two threads in one ``SSL``
+    object at once. The waiting is done by ``poll`` outside the lock.
+    """
 
     def __init__(self, sock: ssl.SSLSocket, server: Server) -> None:
         self._sock = sock
         self._server = server
         self.ssl_object: Any = sock
+        self._io = threading.Lock()
+        self._closed = False
+        sock.setblocking(False)
+
+    def _wait(self, want_write: bool, deadline: float, phase: str) -> None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            doing = "sending the query to" if phase == "send" else "waiting for the answer from"
+            raise Timeout(f"timed out {doing} {self._server}", server=self._server)
+        poller = select.poll()
+        poller.register(self._sock, select.POLLOUT if want_write else select.POLLIN)
+        poller.poll(left * 1000)
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
+        deadline = time.monotonic() + timeout
+        sock = self._sock
         with map_io_errors("receive", self._server):
-            quickack(self._sock)
-            self._sock.settimeout(timeout)
-            return self._sock.recv(max_bytes)
+            while True:
+                with self._io:
+                    self._check_open()
+                    quickack(sock)
+                    try:
+                        return sock.recv(max_bytes)
+                    except ssl.SSLWantReadError:
+                        want_write = False
+                    except ssl.SSLWantWriteError:
+                        want_write = True
+                self._wait(want_write, deadline, "receive")
 
     def write(self, data: bytes, timeout: float) -> None:
         """Write all of ``data``."""
+        deadline = time.monotonic() + timeout
+        sock = self._sock
+        view = memoryview(data)
         with map_io_errors("send", self._server):
-            self._sock.settimeout(timeout)
-            self._sock.sendall(data)
+            while view:
+                with self._io:
+                    self._check_open()
+                    try:
+                        view = view[sock.send(view) :]
+                        continue
+                    except ssl.SSLWantWriteError:
+                        want_write = True
+                    except ssl.SSLWantReadError:
+                        want_write = False
+                self._wait(want_write, deadline, "send")
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConnectionLost(
+                f"the connection to {self._server} was closed", server=self._server
+            )
+
+    def close_nowait(self) -> None:
+        """Close at once (from a timer); never raises."""
+        self.close()
 
     def close(self) -> None:
-        """Close the connection; never raises."""
-        try:
-            self._sock.close()
-        except OSError:  # pragma: no cover - close() on a dead socket
-            pass
+        """Close the connection; never raises. A thread waiting on it wakes up."""
+        with self._io:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                # Wakes a thread in poll() at once, which close() alone does not.
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                self._sock.close()
+            except OSError:  # pragma: no cover - close() on a dead socket
+                pass
 
 
 def _resolve(server: Server, timeout: float) -> list[_AddrInfo]:
@@ -110,12 +180,17 @@ def _connect_tcp(server: Server, deadline: float) -> socket.socket:
 
 
 def open_tls_stream(
-    server: Server, context: ssl.SSLContext, server_hostname: str | None, timeout: float
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    timeout: float,
+    session: ssl.SSLSession | None = None,
 ) -> SyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
-    None sends no SNI.
+    None sends no SNI. ``session`` offers an earlier session of ``context`` for
+    resumption.
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
@@ -124,7 +199,10 @@ def open_tls_stream(
     try:
         with map_io_errors("handshake", server):
             tls = context.wrap_socket(
-                sock, server_hostname=server_hostname, do_handshake_on_connect=False
+                sock,
+                server_hostname=server_hostname,
+                do_handshake_on_connect=False,
+                session=session,
             )
     except BaseException:
         sock.close()
@@ -155,3 +233,127 @@ class Lock:
     def release(self) -> None:
         """Release the lock."""
         self._lock.release()
+
+
+#: Guards state shared between threads.
+Mutex = threading.Lock
+
+
+class Event:
+    """A wake-up call for one waiter: :meth:`set` wakes :meth:`wait` (or makes the next
+    one return at once) until :meth:`clear`."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Wake the waiter."""
+        self._event.set()
+
+    def clear(self) -> None:
+        """Forget an earlier :meth:`set`."""
+        self._event.clear()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until set, at most ``timeout`` seconds; False on timeout."""
+        return self._event.wait(max(timeout, 0))
+
+
+class TimerHandle:
+    """What :func:`call_later` returns: :meth:`cancel` stops the call."""
+
+    __slots__ = ("cancelled", "callback", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Cancel the call if it has not run."""
+        self.cancelled = True
+
+    def __lt__(self, other: TimerHandle) -> bool:
+        return self.when < other.when
+
+
+class _Timers:
+    """One daemon thread that runs every client's timers (idle connections closing),
+    started on first use, so an idle client costs no thread of its own."""
+
+    def __init__(self) -> None:
+        self._heap: list[TimerHandle] = []
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
+        handle = TimerHandle(time.monotonic() + delay, callback)
+        with self._cond:
+            heapq.heappush(self._heap, handle)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="dotclient-timers", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify()
+        return handle
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap or self._heap[0].when > time.monotonic():
+                    if self._heap:
+                        self._cond.wait(self._heap[0].when - time.monotonic())
+                    else:
+                        self._cond.wait()
+                handle = heapq.heappop(self._heap)
+            if not handle.cancelled:
+                try:
+                    handle.callback()
+                except Exception:  # pragma: no cover - a bug; keep the other timers alive
+                    import traceback
+
+                    traceback.print_exc()
+
+
+_timers = _Timers()
+
+
+def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
+    """Run ``callback()`` after ``delay`` seconds, in the shared timer thread."""
+    return _timers.call_later(delay, callback)
+
+
+#: Threads :func:`run_workers` starts at most: enough to keep a connection's pipeline
+#: busy, since each thread waits on the server most of the time.
+MAX_WORKER_THREADS = 32
+
+
+def run_workers(count: int, worker: Callable[[], None]) -> None:
+    """Run ``count`` copies of ``worker`` concurrently (threads, at most
+    :data:`MAX_WORKER_THREADS`) and wait for all."""
+    count = min(count, MAX_WORKER_THREADS)
+    if count <= 1:
+        worker()
+        return
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            worker()
+        except BaseException as exc:  # pragma: no cover - workers catch their errors
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, name=f"dotclient-worker-{i}", daemon=True)
+        for i in range(count - 1)
+    ]
+    for thread in threads:
+        thread.start()
+    run()  # the calling thread works too
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]

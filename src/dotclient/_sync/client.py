@@ -2,31 +2,63 @@
 
 This file is generated from ``dotclient/_async/client.py``
 by ``scripts/unasync.py``. Do not edit it: edit that one.
+
+How pipelining works (httpcore's HTTP/2 model, without a background task): a query is
+written as soon as its connection has room, then its caller waits for its own ID. One
+waiter at a time reads from the connection and files every answer that arrives under its
+ID in the protocol core; it wakes the owners of those answers, and when it leaves with
+its own answer it hands the reading to a waiter still waiting. So queries from many
+tasks (or threads, in the blocking twin) share one connection, answered in any order.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
+from typing import cast
 
 import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from .._backends._sync import Lock, SyncStream, open_tls_stream
-from .._config import DEFAULT_TIMEOUT, ClientConfig, ServerSpec, remaining
-from .._exceptions import AuthenticationError, ConnectionLost, DoTError, Timeout
+from .._backends import _sync as backend
+from .._backends._sync import Lock, SyncStream
+from .._config import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_TIMEOUT,
+    ClientConfig,
+    Question,
+    ServerSpec,
+    remaining,
+)
+from .._exceptions import AuthenticationError, ConnectionLost, DoTError, ProtocolError, Timeout
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
+from .._stats import ClientStats, SavedSession
 from .._tls import TLSInfo
 
 __all__ = ["Client", "Connection", "resolve"]
 
 _READ_SIZE = 65536
+# A connection that has given up on this many query IDs (timeouts, cancellations) takes
+# no new queries: the IDs stay reserved until it closes, so a late answer can never be
+# taken for a newer query's (RFC 5452 section 9.2 asks for unpredictable IDs).
+_MAX_ABANDONED = 4096
+# Seconds of silence, with pipelined queries unanswered after an earlier answer, before
+# a server not yet seen to pipeline is taken for one that drops pipelined queries.
+_STALL = 0.4
+# How often a query may go out again after its connection died under it (or stalled).
+_MAX_SENDS = 3
+
+Request = Question | dns.message.Message
 
 
 def _name_server(exc: DoTError, server: Server) -> None:
@@ -35,36 +67,84 @@ def _name_server(exc: DoTError, server: Server) -> None:
         exc.server = server
 
 
-class Connection:
-    """One authenticated TLS connection to a DoT server and its protocol state."""
+class _Stalled(ConnectionLost):
+    """The connection stopped answering pipelined queries (see ``_STALL``)."""
 
-    def __init__(self, stream: SyncStream, tls: TLSInfo, server: Server, padding: int) -> None:
+
+class Connection:
+    """One authenticated TLS connection to a DoT server, shared by pipelined queries.
+
+    ``mutex`` is the owning client's: it guards this connection's protocol state and the
+    client's pool bookkeeping together (threads, in the blocking twin).
+    """
+
+    def __init__(
+        self,
+        stream: SyncStream,
+        tls: TLSInfo,
+        server: Server,
+        protocol: DoTProtocol,
+        mutex: backend.Mutex,
+        attempt: int,
+    ) -> None:
         self.stream = stream
         self.tls = tls
         self.server = server
-        self.protocol = DoTProtocol(padding=padding)
+        self.protocol = protocol
+        #: Index of the TLS attempt (``TLSPolicy.attempts()``) this connection used.
+        self.attempt = attempt
+        self._mutex = mutex
+        self._write_lock = Lock()
+        self._waiters: dict[int, backend.Event] = {}
+        self._sent_at: dict[int, float] = {}
+        self._reading = False
+        self._broken: DoTError | None = None
+        #: Queries assigned to this connection and not finished (pool bookkeeping).
+        self.reserved = 0
+        #: Takes no new queries; closes when the last one finishes.
+        self.retired = False
+        self.closed = False
+        #: An answer arrived for a query sent while another was unanswered.
+        self.pipelined = False
+        self.session_saved = False
+        self.last_data = time.monotonic()
+        self.idle_since = time.monotonic()
+        self.timer: backend.TimerHandle | None = None
 
     @classmethod
-    def connect(cls, config: ClientConfig, deadline: float) -> Connection:
+    def connect(
+        cls,
+        config: ClientConfig,
+        deadline: float,
+        mutex: backend.Mutex,
+        saved: SavedSession | None = None,
+    ) -> Connection:
         """Connect, handshake and authenticate (RFC 8310) before any query is sent.
 
         In the opportunistic profile a failed authentication leads to one more attempt
         without it; in the strict profile it raises :class:`AuthenticationError`.
+        ``saved`` is a session from an earlier connection to offer for resumption; a
+        resumed session was authenticated when it was made, so it keeps that outcome.
         """
         server = config.server
         policy = config.tls
         failure: AuthenticationError | None = None
-        for attempt in policy.attempts():
+        for index, attempt in enumerate(policy.attempts()):
             left = remaining(deadline, server, "the TLS handshake")
+            session = saved.session if saved is not None and saved.attempt == index else None
             try:
-                stream = open_tls_stream(
-                    server, attempt.context, attempt.server_hostname, left
+                stream = backend.open_tls_stream(
+                    server, attempt.context, attempt.server_hostname, left, session
                 )
             except AuthenticationError as exc:
                 failure = exc
                 continue
             try:
-                tls = policy.check(stream.ssl_object, attempt, str(failure) if failure else None)
+                if session is not None and saved is not None and stream.ssl_object.session_reused:
+                    tls = dataclasses.replace(saved.tls, resumed=True)
+                else:
+                    previous = str(failure) if failure else None
+                    tls = policy.check(stream.ssl_object, attempt, previous)
             except AuthenticationError as exc:
                 stream.close()
                 failure = exc
@@ -72,39 +152,157 @@ class Connection:
             except BaseException:
                 stream.close()
                 raise
-            return cls(stream, tls, server, config.padding)
+            protocol = DoTProtocol(padding=config.padding, keepalive=config.keepalive)
+            return cls(stream, tls, server, protocol, mutex, index)
         assert failure is not None
         raise failure
 
-    def exchange(self, query: dns.message.Message, deadline: float) -> dns.message.Message:
-        """Send ``query`` and wait for its validated response."""
+    @property
+    def usable(self) -> bool:
+        """Open, not retired, and not holding too many abandoned IDs."""
+        return not (self.retired or self.closed or self.protocol.closed)
+
+    def exchange(
+        self, request: Request, deadline: float, stall: bool
+    ) -> dns.message.Message | bytes:
+        """Send ``request`` and wait for its validated answer (wire bytes for a
+        question, a message for a caller's message).
+
+        ``stall`` turns on the detection of a server that drops pipelined queries:
+        :class:`_Stalled` is raised when answers stop while queries sent behind an
+        earlier one are still unanswered.
+        """
+        qid = self._send(request, deadline)
+        return self._wait(qid, deadline, stall)
+
+    def _send(self, request: Request, deadline: float) -> int:
         protocol = self.protocol
-        qid, data = protocol.send_query(query)
+        with self._mutex:
+            if self._broken is not None:
+                raise self._broken
+            if isinstance(request, dns.message.Message):
+                qid, data = protocol.send_query(request)
+            else:
+                name, rdtype, rdclass, dnssec = request
+                qid, data = protocol.send_question(name, rdtype, rdclass, dnssec=dnssec)
+            self._waiters[qid] = backend.Event()
+            self._sent_at[qid] = time.monotonic()
         try:
-            self.stream.write(data, remaining(deadline, self.server))
-            while (answer := protocol.result(qid)) is None:
-                data = self.stream.read(_READ_SIZE, remaining(deadline, self.server))
-                protocol.receive_data(data)
-            return answer
-        except Timeout as exc:
-            protocol.abandon(qid)
-            if protocol.unmatched:
-                raise Timeout(
-                    f"{exc} ({protocol.unmatched} response(s) meanwhile matched no query)",
-                    server=self.server,
-                ) from None
-            raise
+            if not self._write_lock.acquire(remaining(deadline, self.server)):
+                raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
+            try:
+                self.stream.write(data, remaining(deadline, self.server))
+            finally:
+                self._write_lock.release()
         except BaseException:
-            protocol.abandon(qid)
+            self._leave(qid)
             raise
+        return qid
+
+    def _leave(self, qid: int) -> None:
+        """Forget ``qid`` (answered, failed or given up) and, if nobody is reading now,
+        wake a waiter to read for the others."""
+        with self._mutex:
+            self._waiters.pop(qid, None)
+            self._sent_at.pop(qid, None)
+            self.protocol.abandon(qid)
+            if not self._reading:
+                for event in self._waiters.values():
+                    event.set()
+                    break
+
+    def _stall_deadline(self) -> float | None:
+        """When silence means the server dropped the queries pipelined behind an
+        answered one: only once some answer has come after they were sent."""
+        oldest = min(self._sent_at.values(), default=None)
+        if oldest is None or self.last_data <= oldest:
+            return None
+        return self.last_data + _STALL
+
+    def _wait(self, qid: int, deadline: float, stall: bool) -> dns.message.Message | bytes:
+        protocol = self.protocol
+        event = self._waiters[qid]
+        try:
+            while True:
+                with self._mutex:
+                    answer = protocol.result(qid)
+                    if answer is not None:
+                        return answer
+                    if self._broken is not None:
+                        raise self._broken
+                    reader = not self._reading
+                    if reader:
+                        self._reading = True
+                    else:
+                        event.clear()
+                    limit = deadline
+                    stall_at = self._stall_deadline() if stall and reader else None
+                    if stall_at is not None and stall_at < deadline:
+                        limit = stall_at
+                if not reader:
+                    if not event.wait(remaining(deadline, self.server)):
+                        raise self._timeout(qid)
+                    continue
+                try:
+                    data = self.stream.read(_READ_SIZE, remaining(limit, self.server))
+                except Timeout:
+                    with self._mutex:
+                        self._reading = False
+                    if limit < deadline:
+                        self._break(_Stalled(f"{self.server} stopped answering pipelined queries"))
+                        continue
+                    raise self._timeout(qid) from None
+                except DoTError as exc:
+                    with self._mutex:
+                        self._reading = False
+                    self._break(exc)
+                    continue
+                except BaseException:
+                    with self._mutex:
+                        self._reading = False
+                    raise
+                with self._mutex:
+                    self._reading = False
+                    self.last_data = time.monotonic()
+                    try:
+                        ready = protocol.receive_data(data)
+                    except ProtocolError as exc:
+                        _name_server(exc, self.server)
+                        self._broken = exc
+                        ready = list(self._waiters)
+                    for other in ready:
+                        if other != qid and other in self._waiters:
+                            self._waiters[other].set()
+                        if not self.pipelined:
+                            sent = self._sent_at.get(other, 0.0)
+                            self.pipelined = any(t < sent for t in self._sent_at.values())
+        finally:
+            self._leave(qid)
+
+    def _break(self, exc: DoTError) -> None:
+        """The connection is unusable: every query still on it fails with ``exc``."""
+        _name_server(exc, self.server)
+        with self._mutex:
+            if self._broken is None:
+                self._broken = exc
+            for event in self._waiters.values():
+                event.set()
+
+    def _timeout(self, qid: int) -> Timeout:
+        unmatched = self.protocol.unmatched
+        extra = f" ({unmatched} response(s) meanwhile matched no query)" if unmatched else ""
+        return Timeout(
+            f"timed out waiting for the answer from {self.server}{extra}", server=self.server
+        )
 
     def close(self) -> None:
         """Close the connection."""
+        self.closed = True
         self.stream.close()
 
 
 class Client:
-    """A DoT client for one server that keeps its connection between queries.
+    """A DoT client for one server that keeps its connections and pipelines queries.
 
     ``server`` is a spec string (``"1.1.1.1"``, ``"9.9.9.9#dns.quad9.net"``,
     ``"[2606:4700:4700::1111]:853"``, ``"dns.google"``, ``"cloudflare"``, ...) or a
@@ -125,6 +323,21 @@ class Client:
       authenticated; ``"opportunistic"`` then goes on encrypted but unauthenticated, and
       says so in :attr:`Response.authenticated`.
     * ``padding`` (True): pad queries to multiples of 128 octets (RFC 8467).
+    * ``max_in_flight`` (100): queries pipelined on one connection (RFC 7766 section
+      6.2.1.1); ``max_connections`` (2): connections kept to the server. A second
+      connection opens only when the first is full; past both limits callers wait
+      (within their timeout) instead of failing.
+    * ``idle_timeout`` (10.0): seconds a connection with nothing in flight stays open.
+    * ``keepalive`` (False): send the EDNS TCP keepalive option (RFC 7828) and close
+      idle connections before the timeout the server offers.
+    * ``resumption`` (True): resume the TLS session when reconnecting (with contexts
+      dotclient builds; not with ``ssl_context``).
+
+    When a server closes a connection with queries unanswered (idle timeout, restart, a
+    limit on queries per connection), they go out again on a new one, within their own
+    timeout. A server that drops pipelined queries (answers the first of a burst, then
+    nothing) is noticed after 0.4 s of silence: the queries are resent and the client
+    sends that server one query per connection at a time from then on.
 
     Use it as a context manager, or call :meth:`close` when done.
     """
@@ -142,6 +355,11 @@ class Client:
         ssl_context: ssl.SSLContext | None = None,
         profile: str = "strict",
         padding: bool | int = True,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        keepalive: bool = False,
+        resumption: bool = True,
     ) -> None:
         self._config = ClientConfig(
             server,
@@ -154,9 +372,21 @@ class Client:
             ssl_context=ssl_context,
             profile=profile,
             padding=padding,
+            max_connections=max_connections,
+            max_in_flight=max_in_flight,
+            idle_timeout=idle_timeout,
+            keepalive=keepalive,
+            resumption=resumption and ssl_context is None,
         )
-        self._lock = Lock()
-        self._connection: Connection | None = None
+        self._mutex = backend.Mutex()
+        self._pool: list[Connection] = []
+        self._connecting = False
+        self._slot_waiters: collections.deque[backend.Event] = collections.deque()
+        #: Queries per connection: max_in_flight, or 1 once the server dropped some.
+        self._limit = self._config.max_in_flight
+        self._pipelining: bool | None = None
+        self._session: SavedSession | None = None
+        self._stats = ClientStats()
         self._closed = False
 
     @property
@@ -169,6 +399,21 @@ class Client:
         """The default timeout of a query, in seconds."""
         return self._config.timeout
 
+    @property
+    def stats(self) -> ClientStats:
+        """Counters since the client was made (a snapshot): connections opened and
+        resumed, queries sent and resent, responses, unmatched responses, and what is
+        open and in flight now."""
+        with self._mutex:
+            return dataclasses.replace(
+                self._stats,
+                open_connections=len(self._pool),
+                in_flight=sum(c.reserved for c in self._pool),
+                unmatched=self._stats.unmatched + sum(c.protocol.unmatched for c in self._pool),
+                pipelining=self._pipelining,
+                max_in_flight=self._limit,
+            )
+
     def resolve(
         self,
         name: dns.name.Name | str,
@@ -180,8 +425,8 @@ class Client:
     ) -> Response:
         """Look up ``name``/``rdtype`` (a recursive query with EDNS(0); ``dnssec=True``
         sets the DO bit). A non-NOERROR RCODE is returned, not raised."""
-        query = self._config.make_query(name, rdtype, rdclass, dnssec)
-        return self.query(query, timeout=timeout)
+        question = self._config.question(name, rdtype, rdclass, dnssec)
+        return self._exchange(question, None, self._config.deadline(timeout))
 
     def query(
         self, message: dns.message.Message, *, timeout: float | None = None
@@ -193,57 +438,281 @@ class Client:
         ``message.is_response(response.message)`` holds.
         """
         query = self._config.check_message(message)
-        started = time.perf_counter()
-        deadline = self._config.deadline(timeout)
+        return self._exchange(query, query, self._config.deadline(timeout))
+
+    def resolve_many(
+        self,
+        names: Iterable[dns.name.Name | str],
+        rdtype: dns.rdatatype.RdataType | str | int = "A",
+        rdclass: dns.rdataclass.RdataClass | str | int = "IN",
+        *,
+        dnssec: bool = False,
+        timeout: float | None = None,
+        on_result: Callable[[int, Response | Exception], None] | None = None,
+    ) -> list[Response | Exception]:
+        """Resolve many names, pipelined, and return the outcomes in input order.
+
+        Each outcome is a :class:`Response` or the exception that query raised (a
+        :class:`DoTError`, or ``ValueError``/``TypeError`` for a bad name): one failure
+        does not sink the batch. ``timeout`` applies to each query, counted from when it
+        starts. ``on_result(index, outcome)`` is called as each one completes (for
+        progress reports), in completion order.
+        """
+        names = list(names)
+        results: list[Response | Exception | None] = [None] * len(names)
+        position = iter(range(len(names)))
+        take = backend.Mutex()
+
+        def worker() -> None:
+            while True:
+                with take:
+                    index = next(position, None)
+                if index is None:
+                    return
+                outcome: Response | Exception
+                try:
+                    outcome = self.resolve(
+                        names[index], rdtype, rdclass, dnssec=dnssec, timeout=timeout
+                    )
+                except (DoTError, ValueError, TypeError) as exc:
+                    outcome = exc
+                results[index] = outcome
+                if on_result is not None:
+                    on_result(index, outcome)
+
         if self._closed:
             raise RuntimeError("this client has been closed")
-        server = self._config.server
-        if not self._lock.acquire(remaining(deadline, server, "a free connection")):
-            raise Timeout(f"timed out waiting for a free connection to {server}", server=server)
-        try:
-            return self._query(query, started, deadline)
-        finally:
-            self._lock.release()
+        capacity = self._config.max_in_flight * self._config.max_connections
+        backend.run_workers(min(len(names), capacity), worker)
+        return cast("list[Response | Exception]", results)
 
-    def _query(
-        self, query: dns.message.Message, started: float, deadline: float
+    # -- the pool ----------------------------------------------------------------------
+
+    def _exchange(
+        self, request: Request, query: dns.message.Message | None, deadline: float
     ) -> Response:
+        if self._closed:
+            raise RuntimeError("this client has been closed")
+        started = time.perf_counter()
+        server = self._config.server
+        sends = 0
         while True:
-            connection = self._connection
-            fresh = connection is None
-            if connection is None:
-                if self._closed:  # close() ran while this query was under way
-                    raise ConnectionLost("the client was closed", server=self._config.server)
-                connection = Connection.connect(self._config, deadline)
-                self._connection = connection
+            connection = self._acquire(deadline)
+            sends += 1
+            sent = time.monotonic()
             try:
-                answer = connection.exchange(query, deadline)
-            except ConnectionLost as exc:
-                self._discard()
-                if fresh:
-                    _name_server(exc, self._config.server)
+                answer = connection.exchange(request, deadline, self._pipelining is not True)
+            except _Stalled:
+                self._retire(connection)
+                self._fall_back_from_pipelining()
+                if sends >= _MAX_SENDS:
                     raise
-                # The server closed a connection kept from earlier (idle timeout, restart):
-                # that says nothing about this query, so send it once more on a new one.
+                self._count("resent")
                 continue
+            except ConnectionLost as exc:
+                self._retire(connection)
+                _name_server(exc, server)
+                if self._closed or sends >= _MAX_SENDS:
+                    raise
+                # The server closed the connection (idle timeout, restart, a limit on
+                # queries per connection): that says nothing about this query, so it
+                # goes out again on a new connection, within its own deadline.
+                self._count("resent")
+                continue
+            except Timeout:
+                if connection.last_data < sent:
+                    # Nothing at all came back while this query waited: send no more there.
+                    self._retire(connection)
+                raise
             except DoTError as exc:
-                self._discard()
-                _name_server(exc, self._config.server)
+                # The server answered this query wrongly: finish what is in flight there,
+                # but send nothing new to that connection.
+                self._retire(connection)
+                _name_server(exc, server)
                 raise
-            except BaseException:
-                self._discard()
-                raise
+            else:
+                self._after_answer(connection)
+            finally:
+                self._release(connection)
             return self._config.response(query, answer, started, connection.tls)
 
-    def _discard(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
+    def _count(self, what: str) -> None:
+        with self._mutex:
+            setattr(self._stats, what, getattr(self._stats, what) + 1)
+
+    def _acquire(self, deadline: float) -> Connection:
+        """A connection with room for one more query: the least busy open one, a new
+        one if all are full and the pool may grow, else wait for room."""
+        server = self._config.server
+        while True:
+            waiter: backend.Event | None = None
+            with self._mutex:
+                if self._closed:
+                    raise ConnectionLost("the client was closed", server=server)
+                best: Connection | None = None
+                for connection in self._pool:
+                    if connection.reserved < self._limit and connection.usable:
+                        if best is None or connection.reserved < best.reserved:
+                            best = connection
+                if best is not None:
+                    best.reserved += 1
+                    self._stats.queries_sent += 1
+                    return best
+                opening = not self._connecting and self._active() < self._config.max_connections
+                if opening:
+                    self._connecting = True
+                else:
+                    waiter = backend.Event()
+                    self._slot_waiters.append(waiter)
+            if waiter is not None:
+                if not waiter.wait(remaining(deadline, server, "a free connection")):
+                    with self._mutex:
+                        try:
+                            self._slot_waiters.remove(waiter)
+                        except ValueError:  # woken just as it timed out: pass it on
+                            self._wake_slot()
+                    raise Timeout(
+                        f"timed out waiting for a free connection to {server}", server=server
+                    )
+                continue
+            try:
+                connection = Connection.connect(
+                    self._config, deadline, self._mutex, self._session
+                )
+            except BaseException:
+                with self._mutex:
+                    self._connecting = False
+                    self._wake_slot()
+                raise
+            with self._mutex:
+                self._connecting = False
+                self._stats.connections_opened += 1
+                if connection.tls.resumed:
+                    self._stats.sessions_resumed += 1
+                if self._closed:
+                    closed = True
+                else:
+                    closed = False
+                    self._pool.append(connection)
+                    connection.reserved = 1
+                    self._stats.queries_sent += 1
+                    # The new connection has room for more than this query.
+                    for _ in range(min(len(self._slot_waiters), self._limit - 1)):
+                        self._wake_slot()
+            if closed:
+                connection.close()
+                raise ConnectionLost("the client was closed", server=server)
+            return connection
+
+    def _active(self) -> int:
+        return sum(1 for c in self._pool if c.usable)
+
+    def _wake_slot(self) -> None:
+        if self._slot_waiters:
+            self._slot_waiters.popleft().set()
+
+    def _retire(self, connection: Connection) -> None:
+        """Send no more queries on ``connection``; it closes when its last one ends."""
+        with self._mutex:
+            connection.retired = True
+            if connection in self._pool:
+                self._pool.remove(connection)
+                self._stats.unmatched += connection.protocol.unmatched
+            self._wake_slot()
+
+    def _release(self, connection: Connection) -> None:
+        with self._mutex:
+            connection.reserved -= 1
+            self._wake_slot()
+            if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
+                connection.retired = True
+                if connection in self._pool:
+                    self._pool.remove(connection)
+                    self._stats.unmatched += connection.protocol.unmatched
+            close = connection.reserved == 0 and connection.retired and not connection.closed
+            if close:
+                connection.closed = True
+            elif connection.reserved == 0:
+                connection.idle_since = time.monotonic()
+                if connection.timer is None and not self._closed:
+                    connection.timer = backend.call_later(
+                        self._idle_timeout(connection), lambda: self._idle_check(connection)
+                    )
+        if close:
+            connection.stream.close()
+
+    def _idle_timeout(self, connection: Connection) -> float:
+        """Our idle timeout, or shorter if the server offered one (RFC 7828 section
+        3.3.2: the client closes before the server would)."""
+        offered = connection.protocol.keepalive_timeout
+        if offered is None:
+            return self._config.idle_timeout
+        return max(min(self._config.idle_timeout, offered * 0.9), 0.0)
+
+    def _idle_check(self, connection: Connection) -> None:
+        """Timer: close ``connection`` if it stayed idle for the idle timeout."""
+        with self._mutex:
+            connection.timer = None
+            if connection.reserved or connection.closed:
+                return  # busy again: the next release re-arms the timer
+            left = connection.idle_since + self._idle_timeout(connection) - time.monotonic()
+            if left > 0.001 and not connection.retired:
+                connection.timer = backend.call_later(left, lambda: self._idle_check(connection))
+                return
+            connection.retired = connection.closed = True
+            if connection in self._pool:
+                self._pool.remove(connection)
+                self._stats.unmatched += connection.protocol.unmatched
+            self._stats.idle_closed += 1
+        connection.stream.close_nowait()
+
+    def _after_answer(self, connection: Connection) -> None:
+        """Learn from a connection that answered: pipelining works, and the TLS
+        session to resume next time (TLS 1.3 tickets come after the handshake)."""
+        with self._mutex:
+            self._stats.responses += 1
+            if connection.pipelined and self._pipelining is None:
+                self._pipelining = True
+            if self._config.resumption and not connection.session_saved:
+                connection.session_saved = True
+                session = connection.stream.ssl_object.session
+                if session is not None and (session.has_ticket or session.id):
+                    self._session = SavedSession(connection.attempt, session, connection.tls)
+            if connection.protocol.keepalive_timeout == 0 and not connection.retired:
+                # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
+                connection.retired = True
+                if connection in self._pool:
+                    self._pool.remove(connection)
+
+    def _fall_back_from_pipelining(self) -> None:
+        with self._mutex:
+            if self._limit != 1:
+                self._limit = 1
+                self._pipelining = False
+                self._stats.pipelining_fallbacks += 1
+
+    def close_connections(self) -> None:
+        """Close every connection now (queries in flight on them fail over to new
+        ones). The next query reconnects, resuming the TLS session when it can."""
+        with self._mutex:
+            pool, self._pool = self._pool, []
+            for connection in pool:
+                connection.retired = True
+                self._stats.unmatched += connection.protocol.unmatched
+        for connection in pool:
             connection.close()
 
     def close(self) -> None:
-        """Close the connection; the client cannot be used afterwards."""
-        self._closed = True
-        self._discard()
+        """Close the connections; the client cannot be used afterwards."""
+        with self._mutex:
+            self._closed = True
+            for connection in self._pool:
+                if connection.timer is not None:
+                    connection.timer.cancel()
+                    connection.timer = None
+            while self._slot_waiters:
+                self._wake_slot()
+        self.close_connections()
 
     def __enter__(self) -> Client:
         return self
