@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -31,8 +32,30 @@ class AsyncDriver:
     def query(self, *args: Any, **kwargs: Any) -> dotclient.Response:
         return self.loop.run_until_complete(self.client.query(*args, **kwargs))
 
+    def resolve_many(self, *args: Any, **kwargs: Any) -> list[dotclient.Response | Exception]:
+        return self.loop.run_until_complete(self.client.resolve_many(*args, **kwargs))
+
+    def close_connections(self) -> None:
+        self.loop.run_until_complete(self.client.close_connections())
+
+    def sleep(self, seconds: float) -> None:
+        """Let time pass with the loop running, so the client's timers fire."""
+        self.loop.run_until_complete(asyncio.sleep(seconds))
+
+    @property
+    def stats(self) -> dotclient.ClientStats:
+        return self.client.stats
+
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
+
+
+def pause(client: Any, seconds: float) -> None:
+    """Sleep with the client's timers running, in either mode."""
+    if isinstance(client, AsyncDriver):
+        client.sleep(seconds)
+    else:
+        time.sleep(seconds)
 
 
 @contextlib.contextmanager

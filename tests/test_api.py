@@ -18,6 +18,7 @@ PUBLIC = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientStats",
     "ConnectError",
     "ConnectionLost",
     "DoTError",

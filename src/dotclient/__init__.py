@@ -22,6 +22,7 @@ from ._exceptions import (
 )
 from ._response import Response
 from ._server import PRESETS, Server, parse_server
+from ._stats import ClientStats
 from ._sync.client import Client, resolve
 from ._tls import TLSInfo
 
@@ -32,6 +33,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientStats",
     "ConnectError",
     "ConnectionLost",
     "DoTError",

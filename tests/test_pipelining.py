@@ -1,0 +1,410 @@
+"""Pipelining, the connection pool and the connection lifecycle.
+
+Scripted servers (tests/fakeserver.py) play what a real server will not do on demand:
+answering in reverse order, holding answers until a burst is complete, closing after N
+queries, and dropping all but the first of a pipelined burst the way dnsdist does.
+The same behaviours against unbound are in test_interop.py and test_interop_servers.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import threading
+import time
+from typing import Any
+
+import dns.edns
+import dns.message
+import dns.rcode
+import pytest
+from fakeserver import FakeConnection, FakeServer, answer
+from modes import open_client, pause
+
+import dotclient
+from dotclient.testing import IssuedCert, UnboundServer
+
+NAMES = [f"q{i}.test" for i in range(40)]
+
+
+def address_of(name: str) -> str:
+    """The address the scripted servers give ``qN.test``: 192.0.2.N."""
+    return str(ipaddress.ip_address("192.0.2.0") + int(name.split(".")[0][1:]))
+
+
+def reply(query: dns.message.Message) -> dns.message.Message:
+    return answer(query, address_of(str(query.question[0].name)))
+
+
+def check_outcomes(names: list[str], outcomes: list[Any]) -> None:
+    """Each name got its own answer: none lost, none swapped."""
+    assert len(outcomes) == len(names)
+    for name, outcome in zip(names, outcomes, strict=True):
+        assert isinstance(outcome, dotclient.Response), (name, outcome)
+        assert outcome.addresses() == [address_of(name)], name
+
+
+class Batches:
+    """Answers only once ``size`` queries are waiting, then all of them in reverse
+    order; records the most queries it ever had unanswered on one connection."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.most_outstanding = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, conn: FakeConnection) -> None:
+        waiting: list[dns.message.Message] = []
+        conn.sock.settimeout(0.3)
+        while True:
+            try:
+                query = conn.read_query()
+            except TimeoutError:
+                query = None  # a short last batch: answer what is there
+                if not waiting:
+                    continue
+            else:
+                if query is None:
+                    return
+                waiting.append(query)
+                with self.lock:
+                    self.most_outstanding = max(self.most_outstanding, len(waiting))
+                if len(waiting) < self.size:
+                    continue
+            for q in reversed(waiting):
+                conn.send_message(reply(q))
+            waiting.clear()
+
+
+def test_queries_pipeline_on_one_connection_answered_out_of_order(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    handler = Batches(8)
+    with FakeServer(server_cert, handler) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=8) as client:
+            outcomes = client.resolve_many(NAMES[:32])
+            stats = client.stats
+    check_outcomes(NAMES[:32], outcomes)
+    assert server.connections == 1
+    assert handler.most_outstanding == 8  # really pipelined, never more than the limit
+    assert stats.pipelining is True
+    assert stats.responses == 32 and stats.resent == 0
+
+
+def test_in_flight_limit_makes_callers_wait_not_fail(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    handler = Batches(3)
+    with FakeServer(server_cert, handler) as server:
+        with open_client(
+            mode, server.spec, ca_file=ca_file, max_in_flight=3, max_connections=1
+        ) as client:
+            outcomes = client.resolve_many(NAMES[:30])
+    check_outcomes(NAMES[:30], outcomes)
+    assert handler.most_outstanding == 3
+    assert server.connections == 1
+
+
+def test_pool_grows_to_max_connections_when_full(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def slow(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            threading.Timer(0.3, conn.send_message, [reply(query)]).start()
+
+    with FakeServer(server_cert, slow) as server:
+        with open_client(
+            mode, server.spec, ca_file=ca_file, max_in_flight=2, max_connections=3
+        ) as client:
+            outcomes = client.resolve_many(NAMES[:12])
+            stats = client.stats
+    check_outcomes(NAMES[:12], outcomes)
+    assert server.connections == 3
+    assert stats.connections_opened == 3
+
+
+def test_stray_answer_is_dropped_and_counted(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def stray_first(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            stray = reply(query)
+            stray.id = (query.id + 1) % 65536
+            conn.send_message(stray)
+            conn.send_message(reply(query))
+
+    with FakeServer(server_cert, stray_first) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            check_outcomes(NAMES[:3], [client.resolve(n) for n in NAMES[:3]])
+            assert client.stats.unmatched == 3
+    assert server.connections == 1
+
+
+def close_after(count: int) -> Any:
+    """A server that answers ``count`` queries per connection, then closes it even
+    though more were sent (dnsdist's setMaxTCPQueriesPerConnection, unbound restarts)."""
+
+    def handler(conn: FakeConnection) -> None:
+        for _ in range(count):
+            query = conn.read_query()
+            if query is None:
+                return
+            conn.send_message(reply(query))
+
+    return handler
+
+
+def test_queries_lost_to_a_server_close_are_resent(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    with FakeServer(server_cert, close_after(3)) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=10) as client:
+            started = time.monotonic()
+            outcomes = client.resolve_many(NAMES[:20])
+            elapsed = time.monotonic() - started
+            stats = client.stats
+    check_outcomes(NAMES[:20], outcomes)
+    assert stats.resent > 0
+    assert stats.responses == 20  # none answered twice
+    assert server.connections >= 7
+    assert elapsed < 3
+
+
+def test_connection_closed_with_nothing_answered_fails_after_one_resend(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    with FakeServer(server_cert, close_after(0)) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            with pytest.raises(dotclient.ConnectionLost):
+                client.resolve("q1.test")
+    assert server.connections == 3  # the first send and two more: bounded, no loop
+
+
+def first_of_each_burst(conn: FakeConnection) -> None:
+    """dnsdist 1.7 with default settings: the first query of what arrives together is
+    answered, the rest never are, and the connection closes ~2.5 s later."""
+    first = conn.read_query()
+    if first is None:
+        return
+    conn.send_message(reply(first))
+    conn.sock.settimeout(2.5)
+    try:
+        while conn.sock.recv(65536):
+            pass
+    except (TimeoutError, OSError):
+        pass
+
+
+def test_server_that_drops_pipelined_queries_is_detected(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    with FakeServer(server_cert, first_of_each_burst) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=5) as client:
+            started = time.monotonic()
+            outcomes = client.resolve_many(NAMES[:10])
+            elapsed = time.monotonic() - started
+            stats = client.stats
+            later = client.resolve_many(NAMES[10:14])
+    check_outcomes(NAMES[:10], outcomes)
+    check_outcomes(NAMES[10:14], later)
+    assert stats.pipelining is False
+    assert stats.pipelining_fallbacks == 1
+    assert stats.max_in_flight == 1
+    assert elapsed < 2.0  # well before the server's 2.5 s close
+
+
+def test_one_timed_out_query_does_not_break_the_others(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    def never_q0(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            if str(query.question[0].name) != "q0.test.":
+                conn.send_message(reply(query))
+
+    with FakeServer(server_cert, never_q0) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=0.5) as client:
+            outcomes = client.resolve_many(NAMES[:6])
+            after = client.resolve("q7.test")
+    assert isinstance(outcomes[0], dotclient.Timeout)
+    check_outcomes(NAMES[1:6], outcomes[1:])
+    assert after.addresses() == [address_of("q7.test")]
+    assert server.connections == 1
+
+
+def test_resolve_many_keeps_input_order_and_returns_errors(
+    mode: str, unbound: UnboundServer, ca_file: str
+) -> None:
+    names = ["a.example.test", "a..bad", "nope.example.test", "www.example.test"]
+    seen: list[int] = []
+    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+        outcomes = client.resolve_many(names, on_result=lambda i, r: seen.append(i))
+    assert sorted(seen) == [0, 1, 2, 3]
+    assert isinstance(outcomes[0], dotclient.Response) and outcomes[0].addresses()
+    assert isinstance(outcomes[1], ValueError)
+    assert isinstance(outcomes[2], dotclient.Response)
+    assert outcomes[2].rcode == dns.rcode.NXDOMAIN
+    assert isinstance(outcomes[3], dotclient.Response) and outcomes[3].addresses()
+
+
+def test_idle_connection_is_closed(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    closed = threading.Event()
+
+    def handler(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            conn.send_message(reply(query))
+        closed.set()
+
+    with FakeServer(server_cert, handler) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, idle_timeout=0.2) as client:
+            client.resolve("q1.test")
+            pause(client, 0.5)
+            assert closed.is_set()
+            assert client.stats.idle_closed == 1 and client.stats.open_connections == 0
+            client.resolve("q2.test")
+            assert client.stats.connections_opened == 2
+    assert server.connections == 2
+
+
+def _keepalive_handler(timeout: int, seen: list[bool], closed: threading.Event) -> Any:
+    def handler(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            seen.append(any(o.otype == dns.edns.OptionType.TCP_KEEPALIVE for o in query.options))
+            response = reply(query)
+            response.use_edns(0, options=[dns.edns.GenericOption(11, timeout.to_bytes(2, "big"))])
+            conn.send_message(response)
+        closed.set()
+
+    return handler
+
+
+def test_keepalive_option_is_sent_and_the_offered_timeout_honoured(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    seen: list[bool] = []
+    closed = threading.Event()
+    handler = _keepalive_handler(3, seen, closed)  # 300 ms
+    with FakeServer(server_cert, handler) as server:
+        with open_client(
+            mode, server.spec, ca_file=ca_file, keepalive=True, idle_timeout=10
+        ) as client:
+            client.resolve("q1.test")
+            pause(client, 0.6)
+            assert closed.is_set()  # closed by the client, before the server would
+    assert seen == [True]
+    assert server.connections == 1
+
+
+def test_keepalive_is_off_by_default(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    seen: list[bool] = []
+    with FakeServer(server_cert, _keepalive_handler(3, seen, threading.Event())) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            client.resolve("q1.test")
+    assert seen == [False]
+
+
+def test_keepalive_timeout_zero_means_a_new_connection(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    seen: list[bool] = []
+    with FakeServer(server_cert, _keepalive_handler(0, seen, threading.Event())) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, keepalive=True) as client:
+            client.resolve("q1.test")
+            client.resolve("q2.test")
+    assert server.connections == 2
+
+
+def test_threads_pipeline_on_one_connection(unbound: UnboundServer, ca_file: str) -> None:
+    errors: list[BaseException] = []
+    with dotclient.Client(unbound.address, ca_file=ca_file) as client:
+
+        def work() -> None:
+            try:
+                for _ in range(40):
+                    assert client.resolve("a.example.test").addresses()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        stats = client.stats
+    assert not errors
+    assert stats.responses == 320
+    assert stats.connections_opened == 1
+    assert stats.pipelining is True
+
+
+def test_burst_against_unbound(mode: str, unbound: UnboundServer, ca_file: str) -> None:
+    names = ["a.example.test", "www.example.test", "nope.example.test"] * 100
+    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+        outcomes = client.resolve_many(names)
+        stats = client.stats
+    assert all(isinstance(o, dotclient.Response) for o in outcomes)
+    for name, outcome in zip(names, outcomes, strict=True):
+        assert outcome.question is not None and str(outcome.question[0]) == name + "."
+    assert stats.connections_opened == 1 and stats.responses == 300
+
+
+def test_batch_survives_a_server_restart(mode: str, unbound_factory: Any, ca_file: str) -> None:
+    server = unbound_factory()
+    names = ["a.example.test"] * 400
+    with open_client(mode, server.address, ca_file=ca_file, timeout=10) as client:
+        client.resolve("a.example.test")
+        restarter = threading.Timer(0.05, server.restart)
+        restarter.start()
+        outcomes = client.resolve_many(names)
+        restarter.join()
+        stats = client.stats
+    assert all(isinstance(o, dotclient.Response) for o in outcomes), [
+        o for o in outcomes if not isinstance(o, dotclient.Response)
+    ][:3]
+    assert stats.responses == 401
+
+
+def test_reconnect_resumes_the_tls_session(
+    mode: str, unbound: UnboundServer, ca_file: str
+) -> None:
+    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+        first = client.resolve("a.example.test")
+        client.close_connections()
+        second = client.resolve("a.example.test")
+        stats = client.stats
+    assert not first.resumed
+    assert second.resumed and second.authenticated
+    assert stats.sessions_resumed == 1 and stats.connections_opened == 2
+
+
+def test_resumption_can_be_turned_off(mode: str, unbound: UnboundServer, ca_file: str) -> None:
+    with open_client(mode, unbound.address, ca_file=ca_file, resumption=False) as client:
+        client.resolve("a.example.test")
+        client.close_connections()
+        assert not client.resolve("a.example.test").resumed
+
+
+def test_tls12_session_is_resumed_too(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    import ssl
+
+    with FakeServer(server_cert, max_version=ssl.TLSVersion.TLSv1_2) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            assert client.resolve("a.test").tls_version == "TLSv1.2"
+            client.close_connections()
+            again = client.resolve("a.test")
+    assert again.resumed and again.tls_version == "TLSv1.2"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "error"),
+    [
+        ("max_in_flight", 0, ValueError),
+        ("max_in_flight", 65536, ValueError),
+        ("max_in_flight", 1.5, TypeError),
+        ("max_connections", 0, ValueError),
+        ("idle_timeout", 0, ValueError),
+        ("idle_timeout", "1", TypeError),
+    ],
+)
+def test_bad_pool_options_are_refused_before_io(option: str, value: Any, error: type) -> None:
+    for cls in (dotclient.Client, dotclient.AsyncClient):
+        with pytest.raises(error, match=option):
+            cls("127.0.0.1", **{option: value})
