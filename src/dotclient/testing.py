@@ -952,11 +952,15 @@ class DnsdistServer(_ServerProcess):
 
     Options:
         max_queries_per_connection: ``setMaxTCPQueriesPerConnection(N)``: dnsdist
-            closes a client connection after answering N queries. ``None``: the
-            default (no limit).
+            closes a client connection once it has served N queries (dnsdist
+            1.7.3 answers N + 1 on a DoT connection, then closes it at once).
+            ``None``: the default (no limit).
         max_in_flight: the ``maxInFlight`` option of ``addTLSLocal``: how many
             queries from one connection dnsdist processes at once (and may answer
             out of order). ``None``: the default (0: one at a time, in order).
+            With the default, dnsdist 1.7 answers only the first of several
+            queries that arrive in one TLS record and leaves the rest unread
+            until the connection times out.
         extra_config: Lua lines appended to the configuration, e.g.
             ``"setTCPRecvTimeout(5)"``.
 
