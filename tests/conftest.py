@@ -1,4 +1,8 @@
-"""Shared fixtures: a throwaway CA, a server certificate and real unbound DoT servers."""
+"""Shared fixtures: a throwaway CA, a server certificate and real DoT servers.
+
+unbound, BIND 9 named and dnsdist run on 127.0.0.1 (``dotclient.testing``). A missing
+binary skips the tests that need it, or fails them when ``CI=true``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 
@@ -15,35 +19,47 @@ if importlib.util.find_spec("dotclient") is None:  # a checkout that is not inst
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from dotclient.testing import (  # noqa: E402
+    DnsdistServer,
     IssuedCert,
+    NamedServer,
+    ServerNotFound,
     TestCA,
-    UnboundNotFound,
     UnboundServer,
 )
 
 from modes import MODES  # noqa: E402
 
-_UNBOUND_FIXTURES = frozenset({"unbound", "unbound_factory"})
+# marker -> the fixtures that start that server
+_SERVER_FIXTURES = {
+    "unbound": frozenset({"unbound", "unbound_factory"}),
+    "named": frozenset({"named", "named_factory"}),
+    "dnsdist": frozenset({"dnsdist", "dnsdist_factory"}),
+}
+
+Server = TypeVar("Server", UnboundServer, NamedServer, DnsdistServer)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses a real unbound server with ``@pytest.mark.unbound``."""
+    """Mark every test that uses a real server with its marker (``@pytest.mark.named``...)."""
     for item in items:
-        if _UNBOUND_FIXTURES.intersection(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.unbound)
+        used = frozenset(getattr(item, "fixturenames", ()))
+        for marker, fixtures in _SERVER_FIXTURES.items():
+            if fixtures & used:
+                item.add_marker(marker)
 
 
-def _unbound_missing(exc: UnboundNotFound) -> NoReturn:
+def server_missing(exc: ServerNotFound) -> NoReturn:
+    """Skip the test, or fail it under ``CI=true``, where every server must be installed."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{exc} (CI=true: the unbound tests must run in CI)", pytrace=False)
+        pytest.fail(f"{exc} (CI=true: the server tests must run in CI)", pytrace=False)
     pytest.skip(str(exc))
 
 
-def _start_unbound(cert: IssuedCert, **kwargs: Any) -> UnboundServer:
+def _start(kind: type[Server], cert: IssuedCert, **kwargs: Any) -> Server:
     try:
-        server = UnboundServer(cert, **kwargs)
-    except UnboundNotFound as exc:
-        _unbound_missing(exc)
+        server = kind(cert, **kwargs)
+    except ServerNotFound as exc:
+        server_missing(exc)
     server.start()
     return server
 
@@ -79,7 +95,7 @@ def unbound(server_cert: IssuedCert) -> Iterator[UnboundServer]:
     Shared by the whole session: do not stop or restart it (use ``unbound_factory``).
     Skipped when unbound is not installed, or a failure when ``CI=true``.
     """
-    server = _start_unbound(server_cert)
+    server = _start(UnboundServer, server_cert)
     try:
         yield server
     finally:
@@ -97,7 +113,82 @@ def unbound_factory(server_cert: IssuedCert) -> Iterator[Callable[..., UnboundSe
     servers: list[UnboundServer] = []
 
     def factory(cert: IssuedCert | None = None, **kwargs: Any) -> UnboundServer:
-        server = _start_unbound(server_cert if cert is None else cert, **kwargs)
+        server = _start(UnboundServer, server_cert if cert is None else cert, **kwargs)
+        servers.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def named(server_cert: IssuedCert) -> Iterator[NamedServer]:
+    """A running BIND 9 named on 127.0.0.1: DoT on ``port`` presenting ``server_cert``,
+    plain DNS on ``plain_port`` (the backend of ``dnsdist``).
+
+    Shared by the whole session: do not stop or restart it (use ``named_factory``).
+    """
+    server = _start(NamedServer, server_cert, plain_port=0)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def named_factory(server_cert: IssuedCert) -> Iterator[Callable[..., NamedServer]]:
+    """Start extra named servers, stopped at the end of the test:
+    ``named_factory(cert=None, **kwargs)`` as ``unbound_factory``."""
+    servers: list[NamedServer] = []
+
+    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> NamedServer:
+        server = _start(NamedServer, server_cert if cert is None else cert, **kwargs)
+        servers.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def dnsdist(server_cert: IssuedCert, named: NamedServer) -> Iterator[DnsdistServer]:
+    """A running dnsdist on 127.0.0.1 with its default settings: DoT presenting
+    ``server_cert``, forwarding to the session's ``named``.
+
+    Shared by the whole session: do not stop or restart it (use ``dnsdist_factory``).
+    """
+    assert named.plain_port
+    server = _start(DnsdistServer, server_cert, backend=(named.host, named.plain_port))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dnsdist_factory(
+    server_cert: IssuedCert, named: NamedServer
+) -> Iterator[Callable[..., DnsdistServer]]:
+    """Start dnsdist servers with custom settings, stopped at the end of the test.
+
+    Call it as ``dnsdist_factory(cert=None, **kwargs)``: *cert* defaults to
+    ``server_cert``; keyword arguments go to :class:`DnsdistServer`
+    (``max_queries_per_connection``, ``max_in_flight``, ``extra_config``, ...). The
+    backend is the session's ``named`` unless ``backend=`` is given (``backend=None``:
+    dnsdist starts its own named, e.g. for a custom ``zone``).
+    """
+    servers: list[DnsdistServer] = []
+
+    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> DnsdistServer:
+        assert named.plain_port
+        kwargs.setdefault("backend", (named.host, named.plain_port))
+        server = _start(DnsdistServer, server_cert if cert is None else cert, **kwargs)
         servers.append(server)
         return server
 

@@ -1,4 +1,4 @@
-"""Tests of dotclient.testing: the throwaway CA and the unbound DoT server."""
+"""Tests of dotclient.testing: the throwaway CA and the unbound, named and dnsdist servers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import os
 import socket
 import ssl
 import stat
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dns.flags
 import dns.message
@@ -28,7 +31,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from dotclient.testing import (
     DEFAULT_ZONE,
+    DnsdistServer,
     IssuedCert,
+    NamedServer,
+    ServerNotFound,
     TestCA,
     UnboundNotFound,
     UnboundServer,
@@ -36,10 +42,11 @@ from dotclient.testing import (
 )
 
 Factory = Callable[..., UnboundServer]
+AnyServer = UnboundServer | NamedServer | DnsdistServer
 
 
 def _query(
-    server: UnboundServer,
+    server: AnyServer,
     qname: str,
     rdtype: str,
     *,
@@ -57,7 +64,7 @@ def _query(
     )
 
 
-def _handshake(server: UnboundServer, context: ssl.SSLContext, server_hostname: str) -> bytes:
+def _handshake(server: AnyServer, context: ssl.SSLContext, server_hostname: str) -> bytes:
     """TLS handshake with the server; returns the DER certificate it presented."""
     with (
         socket.create_connection((server.address, server.port), timeout=5) as sock,
@@ -378,10 +385,300 @@ def test_startup_failure_includes_log(server_cert: IssuedCert) -> None:
 
 
 def test_unbound_not_found(server_cert: IssuedCert) -> None:
-    with pytest.raises(UnboundNotFound, match="apt-get install unbound"):
+    with pytest.raises(UnboundNotFound, match="apt-get install unbound") as info:
         UnboundServer(server_cert, unbound="/nonexistent")
+    assert isinstance(info.value, ServerNotFound)
+    assert "scripts/install-servers" in str(info.value)
 
 
-def test_host_must_be_ip(server_cert: IssuedCert) -> None:
+@pytest.mark.parametrize("kind", [UnboundServer, NamedServer, DnsdistServer])
+def test_host_must_be_ip(server_cert: IssuedCert, kind: type[AnyServer]) -> None:
     with pytest.raises(ValueError):
-        UnboundServer(server_cert, host="localhost", unbound="/nonexistent")
+        kind(server_cert, host="localhost")
+
+
+# --- NamedServer and DnsdistServer ---------------------------------------------------
+
+NamedFactory = Callable[..., NamedServer]
+DnsdistFactory = Callable[..., DnsdistServer]
+
+
+@pytest.fixture(params=["named", "dnsdist"])
+def other_server(request: pytest.FixtureRequest) -> AnyServer:
+    """The session's named, then the session's dnsdist."""
+    server = request.getfixturevalue(request.param)
+    assert isinstance(server, NamedServer | DnsdistServer)
+    return server
+
+
+def test_other_servers_serve_the_zone(other_server: AnyServer, context: ssl.SSLContext) -> None:
+    a = _query(other_server, "a.example.test", "A", context=context)
+    assert a.rcode() == dns.rcode.NOERROR and a.flags & dns.flags.AA
+    assert {r.to_text() for r in _rrset(a, a.answer, "a.example.test.", "A")} == {
+        "192.0.2.1",
+        "192.0.2.2",
+    }
+    www = _query(other_server, "www.example.test", "A", context=context)
+    assert [r.to_text() for r in www.answer[:2]] == [
+        "www.example.test. 300 IN CNAME alias.example.test.",
+        "alias.example.test. 300 IN CNAME a.example.test.",
+    ]
+    nx = _query(other_server, "nx.example.test", "A", context=context)
+    assert nx.rcode() == dns.rcode.NXDOMAIN
+    assert _rrset(nx, nx.authority, "example.test.", "SOA")
+    big = _query(other_server, "big.example.test", "TXT", context=context)
+    assert len(big.to_wire()) > 1000
+
+
+@pytest.mark.parametrize("qname", ["example.com", "other.test", "."])
+def test_other_servers_refuse_outside_zone(
+    other_server: AnyServer, context: ssl.SSLContext, qname: str
+) -> None:
+    # No built-in local zones as in unbound: other.test. is REFUSED too.
+    response = _query(other_server, qname, "A", context=context)
+    assert response.rcode() == dns.rcode.REFUSED
+    assert response.answer == []
+
+
+def test_other_servers_present_the_cert(
+    other_server: AnyServer, context: ssl.SSLContext, server_cert: IssuedCert
+) -> None:
+    assert _handshake(other_server, context, "dot.test") == server_cert.cert_der
+    with pytest.raises(ssl.SSLCertVerificationError):
+        _handshake(other_server, context, "other.test")
+
+
+def test_named_config(named: NamedServer) -> None:
+    text = named.config_text()
+    assert f"listen-on port {named.port} tls dot {{ 127.0.0.1; }};" in text
+    assert f"listen-on port {named.plain_port} {{ 127.0.0.1; }};" in text
+    assert "listen-on-v6 { none; };" in text  # no default listener on port 53
+    for line in ["recursion no;", "notify no;", "dnssec-validation no;", "controls { };"]:
+        assert line in text
+    assert 'zone "example.test." {' in text and "type primary;" in text
+    assert "running" in named.log
+
+
+def test_named_plain_port(named: NamedServer) -> None:
+    assert named.plain_port not in (None, 0, named.port)
+    query = dns.message.make_query("a.example.test", "AAAA")
+    udp = dns.query.udp(query, named.address, port=named.plain_port, timeout=5)
+    tcp = dns.query.tcp(query, named.address, port=named.plain_port, timeout=5)
+    assert udp.answer == tcp.answer
+    assert [r.to_text() for r in udp.answer[0]] == ["2001:db8::1"]
+
+
+def test_named_without_plain_port_restart_and_stop(
+    named_factory: NamedFactory, context: ssl.SSLContext
+) -> None:
+    server = named_factory(zone=DEFAULT_ZONE + "extra 60 IN A 192.0.2.99\n")
+    assert server.plain_port is None
+    assert "tls dot" in server.config_text() and "listen-on port" in server.config_text()
+    assert server.config_text().count("listen-on port") == 1
+    port = server.port
+    tmpdir = server._tmpdir
+    assert tmpdir is not None and os.path.isdir(tmpdir)
+    response = _query(server, "extra.example.test", "A", context=context)
+    assert [r.to_text() for r in response.answer] == ["extra.example.test. 60 IN A 192.0.2.99"]
+    server.restart()
+    assert server.port == port and server.running
+    assert not os.path.exists(tmpdir)
+    assert _query(server, "a.example.test", "A", context=context).answer
+    assert server.log.count(" running\n") == 2
+    server.stop()
+    assert not server.running
+    with pytest.raises(OSError):
+        socket.create_connection((server.address, port), timeout=1).close()
+    server.stop()  # idempotent
+
+
+def test_named_ipv6(named_factory: NamedFactory, context: ssl.SSLContext) -> None:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    server = named_factory(host="::1", plain_port=0)
+    assert "listen-on { none; };" in server.config_text()
+    assert f"listen-on-v6 port {server.port} tls dot {{ ::1; }};" in server.config_text()
+    response = _query(server, "a.example.test", "AAAA", context=context, server_hostname="::1")
+    assert response.rcode() == dns.rcode.NOERROR
+
+
+@pytest.mark.usefixtures("named")
+def test_named_startup_failure_includes_log(server_cert: IssuedCert) -> None:
+    server = NamedServer(server_cert, extra_config="no-such-option yes;", startup_timeout=5)
+    with pytest.raises(RuntimeError, match="no-such-option"):
+        server.start()
+    assert not server.running
+    assert server.port == 0
+
+
+def test_dnsdist_config(dnsdist: DnsdistServer, named: NamedServer) -> None:
+    assert dnsdist.backend == (named.host, named.plain_port)
+    assert dnsdist.backend_server is None
+    text = dnsdist.config_text()
+    assert 'setSecurityPollSuffix("")' in text  # no version lookup over the network
+    assert 'setACL({"127.0.0.0/8", "::1/128"})' in text
+    assert f'addTLSLocal("127.0.0.1:{dnsdist.port}", ' in text
+    assert f'newServer({{address="127.0.0.1:{named.plain_port}"}})' in text
+    assert "setMaxTCPQueriesPerConnection" not in text and "maxInFlight" not in text
+    assert "Listening on" in dnsdist.log
+
+
+def test_dnsdist_options_in_config(server_cert: IssuedCert) -> None:
+    server = DnsdistServer(
+        server_cert,
+        backend=("::1", 5300),
+        max_queries_per_connection=3,
+        max_in_flight=10,
+        extra_config="setTCPRecvTimeout(1)\nsetMaxTCPConnectionDuration(9)",
+        dnsdist=sys.executable,  # any executable: the server is not started
+    )
+    text = server.config_text()
+    assert f'"{server._hostport()}", "<tmpdir>/server.pem", "<tmpdir>/server.key", ' in text
+    assert "{maxInFlight=10})" in text
+    assert 'newServer({address="[::1]:5300"})' in text
+    assert "setMaxTCPQueriesPerConnection(3)" in text
+    assert text.endswith("setTCPRecvTimeout(1)\nsetMaxTCPConnectionDuration(9)\n")
+
+
+def test_dnsdist_extra_config_takes_effect(
+    dnsdist_factory: DnsdistFactory, context: ssl.SSLContext
+) -> None:
+    # dnsdist closes idle client connections after setTCPRecvTimeout seconds (default 2).
+    server = dnsdist_factory(extra_config="setTCPRecvTimeout(1)")
+    with (
+        socket.create_connection((server.address, server.port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="dot.test") as tls,
+    ):
+        assert _raw_exchange(tls, [1]) == ([1], None)
+        start = time.monotonic()
+        assert tls.recv(1) == b""
+        assert 0.5 < time.monotonic() - start < 1.9
+
+
+@pytest.mark.usefixtures("dnsdist")  # skip (or fail in CI) without dnsdist and named
+def test_dnsdist_own_backend(server_cert: IssuedCert, context: ssl.SSLContext) -> None:
+    server = DnsdistServer(server_cert, zone=DEFAULT_ZONE + "own 60 IN A 192.0.2.77\n")
+    backend = server.backend_server
+    assert backend is not None and server.backend == ("127.0.0.1", 0)
+    with server:
+        assert backend.running and backend.plain_port
+        assert server.backend == ("127.0.0.1", backend.plain_port)
+        response = _query(server, "own.example.test", "A", context=context)
+        assert [r.to_text() for r in response.answer] == ["own.example.test. 60 IN A 192.0.2.77"]
+        port, backend_port = server.port, backend.plain_port
+        server.restart()  # dnsdist only: the backend keeps running
+        assert server.port == port and backend.plain_port == backend_port
+        assert backend.log.count(" running\n") == 1
+        assert _query(server, "own.example.test", "A", context=context).answer
+    assert not server.running and not backend.running
+
+
+def test_dnsdist_needs_named_only_without_backend(server_cert: IssuedCert) -> None:
+    with pytest.raises(ServerNotFound, match="named binary not found .* apt-get install bind9"):
+        DnsdistServer(server_cert, named="/nonexistent", dnsdist=sys.executable)
+    given = ("127.0.0.1", 53)
+    any_binary = sys.executable  # the server is not started
+    server = DnsdistServer(server_cert, backend=given, named="/nonexistent", dnsdist=any_binary)
+    assert server.backend == given and server.backend_server is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "package"),
+    [(NamedServer, "named", "bind9"), (DnsdistServer, "dnsdist", "dnsdist")],
+)
+def test_server_not_found(
+    server_cert: IssuedCert, kind: type[AnyServer], option: str, package: str
+) -> None:
+    with pytest.raises(ServerNotFound, match=f"apt-get install {package}") as info:
+        kind(server_cert, **{option: "/nonexistent"})  # type: ignore[arg-type]
+    assert f"{option} binary not found at '/nonexistent'" in str(info.value)
+    assert not isinstance(info.value, UnboundNotFound)
+
+
+# --- pipelining, over raw TLS sockets --------------------------------------------------
+
+
+def _frame(qid: int) -> bytes:
+    query = dns.message.make_query("a.example.test", "A" if qid % 2 else "AAAA")
+    query.id = qid
+    wire = query.to_wire()
+    return len(wire).to_bytes(2, "big") + wire
+
+
+def _raw_exchange(
+    tls: ssl.SSLSocket, ids: list[int], *, one_write: bool = True, limit: float = 5.0
+) -> tuple[list[int], float | None]:
+    """Write queries with *ids* (in one write, or one write each), then read for up to
+    *limit* seconds. Returns the IDs answered, in order, and when the server closed
+    the connection (seconds after the write), or None if it did not."""
+    frames = [_frame(i) for i in ids]
+    start = time.monotonic()
+    if one_write:
+        tls.sendall(b"".join(frames))
+    else:
+        for frame in frames:
+            tls.sendall(frame)
+    buffer, answered = b"", []
+    while len(answered) < len(ids):
+        left = limit - (time.monotonic() - start)
+        if left <= 0:
+            return answered, None
+        tls.settimeout(left)
+        try:
+            data = tls.recv(65536)
+        except TimeoutError:
+            return answered, None
+        except OSError:
+            data = b""
+        if not data:
+            return answered, time.monotonic() - start
+        buffer += data
+        while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):
+            size = int.from_bytes(buffer[:2], "big")
+            answered.append(dns.message.from_wire(buffer[2 : 2 + size]).id)
+            buffer = buffer[2 + size :]
+    return answered, None
+
+
+def _pipeline(
+    server: AnyServer, context: ssl.SSLContext, count: int = 10, **kwargs: Any
+) -> tuple[list[int], float | None]:
+    with (
+        socket.create_connection((server.address, server.port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="dot.test") as tls,
+    ):
+        return _raw_exchange(tls, list(range(1, count + 1)), **kwargs)
+
+
+@pytest.mark.parametrize("one_write", [True, False], ids=["one-write", "one-write-each"])
+def test_unbound_and_named_answer_pipelined_queries(
+    unbound: UnboundServer, named: NamedServer, context: ssl.SSLContext, one_write: bool
+) -> None:
+    for server in (unbound, named):
+        answered, closed = _pipeline(server, context, one_write=one_write)
+        assert sorted(answered) == list(range(1, 11)), server  # named: in any order
+        assert closed is None
+
+
+@pytest.mark.parametrize("one_write", [True, False], ids=["one-write", "one-write-each"])
+def test_dnsdist_max_in_flight_answers_pipelined_queries(
+    dnsdist_factory: DnsdistFactory, context: ssl.SSLContext, one_write: bool
+) -> None:
+    # With its defaults, dnsdist 1.7 answers only the first of queries that arrive in
+    # one TLS record; maxInFlight makes it read and answer them all (in any order).
+    server = dnsdist_factory(max_in_flight=10)
+    answered, _ = _pipeline(server, context, one_write=one_write)
+    assert sorted(answered) == list(range(1, 11))
+
+
+def test_dnsdist_max_queries_per_connection_closes(
+    dnsdist_factory: DnsdistFactory, context: ssl.SSLContext
+) -> None:
+    server = dnsdist_factory(max_queries_per_connection=3)
+    answered, closed = _pipeline(server, context, one_write=False)
+    # dnsdist 1.7.3 answers N + 1 queries on a DoT connection before it closes it.
+    assert answered[:3] == [1, 2, 3] and len(answered) <= 4
+    assert closed is not None and closed < 1.0

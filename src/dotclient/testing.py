@@ -1,8 +1,8 @@
-"""Helpers for testing DNS-over-TLS clients against a real local server.
+"""Helpers for testing DNS-over-TLS clients against real local servers.
 
-This module lets tests, examples and benchmarks run Debian's ``unbound`` as a
-DNS-over-TLS (RFC 7858) server on a loopback address, with certificates issued
-at run time by a throwaway certificate authority::
+This module lets tests, examples and benchmarks run Debian's ``unbound``, BIND 9's
+``named`` or PowerDNS ``dnsdist`` as a DNS-over-TLS (RFC 7858) server on a loopback
+address, with certificates issued at run time by a throwaway certificate authority::
 
     from dotclient.testing import TestCA, UnboundServer
 
@@ -11,11 +11,16 @@ at run time by a throwaway certificate authority::
     with UnboundServer(cert) as server:
         ...  # query server.address, server.port; trust ca.cert_pem; pin cert.spki_pin
 
-The server answers the small zone in :data:`DEFAULT_ZONE` and refuses every
+:class:`NamedServer` and :class:`DnsdistServer` (a DoT frontend in front of a
+plain-DNS named) take the same certificate and have the same ``start``/``stop``/
+``restart``, ``port``, ``address``, ``log`` and ``config_text`` interface.
+
+Each server answers the small zone in :data:`DEFAULT_ZONE` and refuses every
 other name, so it never contacts the network.
 
-Only the standard library, ``cryptography`` and ``dnspython`` are needed; the
-``unbound`` binary is looked up when an :class:`UnboundServer` is created.
+Only the standard library, ``cryptography`` and ``dnspython`` are needed; a
+server's binary is looked up when the server object is created
+(:class:`ServerNotFound` if it is missing).
 """
 
 from __future__ import annotations
@@ -35,8 +40,11 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO
+from typing import IO, TypeVar
 
+import dns.exception
+import dns.message
+import dns.rcode
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -45,7 +53,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "DEFAULT_ZONE",
     "DEFAULT_ZONE_ORIGIN",
+    "DnsdistServer",
     "IssuedCert",
+    "NamedServer",
+    "ServerNotFound",
     "TestCA",
     "UnboundNotFound",
     "UnboundServer",
@@ -378,28 +389,39 @@ private-address reverse zones), which unbound answers itself: e.g.
 """
 
 
-class UnboundNotFound(RuntimeError):
+class ServerNotFound(RuntimeError):
+    """A server binary (``unbound``, ``named`` or ``dnsdist``) was not found."""
+
+
+class UnboundNotFound(ServerNotFound):
     """The ``unbound`` binary was not found."""
 
 
-def _find_unbound(unbound: str | None) -> str:
-    if unbound is None:
-        unbound = shutil.which("unbound") or "/usr/sbin/unbound"
-    if os.path.isfile(unbound) and os.access(unbound, os.X_OK):
-        return unbound
-    raise UnboundNotFound(
-        f"unbound binary not found at {unbound!r}; "
-        "install Debian's unbound: apt-get install unbound"
+def _find_binary(
+    given: str | None,
+    name: str,
+    package: str,
+    error: type[ServerNotFound] = ServerNotFound,
+) -> str:
+    """The path of the *name* binary: *given*, else from ``PATH`` or ``/usr/sbin``."""
+    path = given if given is not None else shutil.which(name) or f"/usr/sbin/{name}"
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    raise error(
+        f"{name} binary not found at {path!r}; install Debian's {package}: "
+        f"apt-get install {package} (or run scripts/install-servers)"
     )
 
 
-def _pick_port(host: str) -> int:
+def _pick_port(host: str, exclude: frozenset[int] = frozenset()) -> int:
     """Return a port that is currently free on *host* for both TCP and UDP."""
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     for _ in range(50):
         with socket.socket(family, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
             port: int = tcp.getsockname()[1]
+            if port in exclude:
+                continue
             with socket.socket(family, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind((host, port))
@@ -409,23 +431,42 @@ def _pick_port(host: str) -> int:
     raise RuntimeError(f"could not find a free TCP+UDP port on {host}")
 
 
-def _tls_port_accepts(host: str, port: int) -> bool:
-    """Whether *port* accepts a TCP connection.
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
-    A TLS handshake (unauthenticated) is also attempted so that unbound does not
-    log a failed handshake; its outcome does not matter.
+
+def _recv_exactly(sock: ssl.SSLSocket, count: int) -> bytes:
+    data = b""
+    while len(data) < count:
+        chunk = sock.recv(count - len(data))
+        if not chunk:
+            raise ConnectionError("connection closed")
+        data += chunk
+    return data
+
+
+def _answers_soa(host: str, port: int, origin: str) -> bool:
+    """Whether a DoT query for *origin* SOA on *port* gets a NOERROR answer.
+
+    The TLS handshake is not authenticated: this only checks that the server is
+    up and serves the zone (through its backend, for dnsdist).
     """
+    query = dns.message.make_query(origin, "SOA")
+    wire = query.to_wire()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
     try:
-        sock = socket.create_connection((host, port), timeout=1.0)
-    except OSError:
+        with (
+            socket.create_connection((host, port), timeout=1.0) as sock,
+            ctx.wrap_socket(sock) as tls,
+        ):
+            tls.sendall(len(wire).to_bytes(2, "big") + wire)
+            size = int.from_bytes(_recv_exactly(tls, 2), "big")
+            response = dns.message.from_wire(_recv_exactly(tls, size))
+    except (OSError, ValueError, dns.exception.DNSException):
         return False
-    with sock:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        with contextlib.suppress(OSError), ctx.wrap_socket(sock) as tls:
-            tls.unwrap()
-    return True
+    return query.is_response(response) and response.rcode() == dns.rcode.NOERROR
 
 
 def _read_text(path: str) -> str:
@@ -441,7 +482,7 @@ def _tail(text: str, lines: int = 30) -> str:
 
 
 def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> None:
-    """Stop unbound and release everything; used by stop() and as a GC/exit finalizer."""
+    """Stop a server and release everything; used by stop() and as a GC/exit finalizer."""
     try:
         if proc.poll() is None:
             proc.terminate()
@@ -455,11 +496,237 @@ def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> 
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-# Errors in unbound's output meaning the port was taken (worth retrying with another port).
-_BIND_ERRORS = ("can't bind socket", "Address already in use", "could not open ports")
+_S = TypeVar("_S", bound="_ServerProcess")
 
 
-class UnboundServer:
+class _ServerProcess:
+    """Process management shared by the servers: files, ports, start, readiness, stop.
+
+    A subclass says which binary it runs (``_name``), writes its configuration
+    (``_config``), gives the command line (``_command``) and, optionally, the log
+    line that means it is serving (``_ready_marker``) and extra port attributes
+    (``_port_fields``). Ports that are 0 are picked at the first start and kept.
+    """
+
+    _name = "server"
+    _ready_marker: str | None = None
+    _log_files: tuple[str, ...] = ("stderr.txt",)
+    _port_fields: tuple[str, ...] = ("port",)
+    # Messages in the server's output meaning a port was taken (worth retrying elsewhere).
+    _bind_errors: tuple[str, ...] = ("Address already in use", "address in use")
+
+    def __init__(
+        self,
+        cert: IssuedCert,
+        *,
+        host: str,
+        port: int,
+        zone: str,
+        zone_origin: str,
+        extra_config: str,
+        binary: str,
+        startup_timeout: float,
+    ) -> None:
+        self._ip = ipaddress.ip_address(host)  # ValueError if not an IP literal
+        self.binary = binary
+        self.cert = cert
+        self.host = host
+        self.port = port
+        self.zone = zone
+        self.zone_origin = zone_origin if zone_origin.endswith(".") else zone_origin + "."
+        self.extra_config = extra_config
+        self.startup_timeout = startup_timeout
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._tmpdir: str | None = None
+        self._finalizer: weakref.finalize[..., _ServerProcess] | None = None
+        self._past_log = ""
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The address the server listens on (``host``)."""
+        return self.host
+
+    @property
+    def running(self) -> bool:
+        """Whether the server process is running."""
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def log(self) -> str:
+        """The server's log and stderr output so far (also after :meth:`stop`)."""
+        return self._past_log + self._current_log()
+
+    def start(self) -> None:
+        """Write the configuration, certificate and zone, start the server and wait
+        until it answers a DoT query for the zone's SOA.
+
+        Raises:
+            RuntimeError: the server is already started, or it exited or did not
+                answer within ``startup_timeout`` seconds (the message includes the
+                tail of its log).
+        """
+        if self._proc is not None:
+            raise RuntimeError(f"{self._name} server already started")
+        self._before_start()
+        try:
+            self._start_on_free_ports()
+        except BaseException:
+            self._after_stop()
+            raise
+
+    def stop(self) -> None:
+        """Terminate the server (killing it after 5 s), close its files and remove its
+        temporary directory. Does nothing if the server is not running."""
+        self._stop_process()
+        self._after_stop()
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port(s)."""
+        self._stop_process()
+        self.start()
+
+    def config_text(self) -> str:
+        """The configuration used for the current (or next) start."""
+        return self._config(self._tmpdir or "<tmpdir>")
+
+    def __enter__(self: _S) -> _S:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<{type(self).__name__} {self._hostport()} {state}>"
+
+    # -- for subclasses -------------------------------------------------------
+
+    def _config(self, tmpdir: str) -> str:
+        raise NotImplementedError
+
+    def _command(self, conf: str) -> list[str]:
+        raise NotImplementedError
+
+    def _before_start(self) -> None:
+        """Called by start() before the process starts (e.g. to start a backend)."""
+
+    def _after_stop(self) -> None:
+        """Called by stop(), and when start() fails."""
+
+    # -- internals ------------------------------------------------------------
+
+    def _hostport(self) -> str:
+        return _hostport(self.host, self.port)
+
+    def _current_log(self) -> str:
+        if self._tmpdir is None:
+            return ""
+        parts = [_read_text(os.path.join(self._tmpdir, name)) for name in self._log_files]
+        return "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
+
+    def _start_on_free_ports(self) -> None:
+        to_pick = [name for name in self._port_fields if getattr(self, name) == 0]
+        attempts = 3 if to_pick else 1
+        for attempt in range(attempts):
+            taken: set[int] = set()
+            for name in to_pick:
+                port = _pick_port(self.host, frozenset(taken))
+                taken.add(port)
+                setattr(self, name, port)
+            try:
+                self._start_once()
+                return
+            except RuntimeError as exc:
+                if attempt + 1 < attempts and any(e in str(exc) for e in self._bind_errors):
+                    continue
+                for name in to_pick:
+                    setattr(self, name, 0)
+                raise
+
+    def _start_once(self) -> None:
+        tmpdir = tempfile.mkdtemp(prefix=f"dotclient-{self._name}-")
+        conf = os.path.join(tmpdir, f"{self._name}.conf")
+        stderr: IO[bytes] | None = None
+        proc: subprocess.Popen[bytes] | None = None
+        try:
+            self.cert.write(tmpdir, "server")
+            with open(os.path.join(tmpdir, "zone.db"), "w", encoding="utf-8") as f:
+                f.write(self.zone)
+            with open(conf, "w", encoding="utf-8") as f:
+                f.write(self._config(tmpdir))
+            stderr = open(os.path.join(tmpdir, "stderr.txt"), "wb")
+            proc = subprocess.Popen(
+                self._command(conf),
+                stdin=subprocess.DEVNULL,
+                stdout=stderr,
+                stderr=subprocess.STDOUT,
+                cwd=tmpdir,
+            )
+        except BaseException:
+            if stderr is not None:
+                stderr.close()
+            shutil.rmtree(tmpdir, ignore_errors=True)
+            raise
+        self._proc = proc
+        self._tmpdir = tmpdir
+        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir)
+        try:
+            self._wait_ready(proc)
+        except BaseException:
+            self._stop_process()
+            raise
+
+    def _stop_process(self) -> None:
+        if self._finalizer is None:
+            return
+        self._past_log += self._current_log()
+        self._finalizer()  # runs _shutdown once
+        self._finalizer = None
+        self._proc = None
+        self._tmpdir = None
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while True:
+            if proc.poll() is not None:
+                problem = f"{self._name} exited with status {proc.returncode} during startup"
+                break
+            log = self._current_log()
+            # named logs a port it could not bind and goes on without it.
+            if any(e in log for e in self._bind_errors):
+                problem = f"{self._name} could not bind its ports"
+                break
+            # The log marker is written once the ports are bound; checking for it too
+            # avoids mistaking another process on a reused port for ours.
+            if (self._ready_marker is None or self._ready_marker in log) and _answers_soa(
+                self.host, self.port, self.zone_origin
+            ):
+                return
+            if time.monotonic() >= deadline:
+                problem = (
+                    f"{self._name} did not answer a DoT query for {self.zone_origin} SOA "
+                    f"within {self.startup_timeout} s"
+                )
+                break
+            time.sleep(0.02)
+        with contextlib.suppress(Exception):
+            proc.terminate()
+            proc.wait(timeout=5)
+        raise RuntimeError(
+            f"{problem} on {self._hostport()} ({self.binary}); log tail:\n"
+            f"{_tail(self._current_log())}"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Unbound
+# ---------------------------------------------------------------------------
+
+
+class UnboundServer(_ServerProcess):
     """Debian's unbound as a DoT server on loopback; a context manager.
 
     The server listens for DNS over TLS on ``host`` (an IP literal) and
@@ -486,6 +753,11 @@ class UnboundServer:
         ValueError: *host* is not an IP address literal.
     """
 
+    _name = "unbound"
+    _ready_marker = "start of service"
+    _log_files = ("stderr.txt", "unbound.log")
+    _bind_errors = ("can't bind socket", "Address already in use", "could not open ports")
+
     def __init__(
         self,
         cert: IssuedCert,
@@ -498,109 +770,25 @@ class UnboundServer:
         unbound: str | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
-        self._ip = ipaddress.ip_address(host)  # ValueError if not an IP literal
-        self.unbound = _find_unbound(unbound)
-        self.cert = cert
-        self.host = host
-        self.port = port
-        self.zone = zone
-        self.zone_origin = zone_origin if zone_origin.endswith(".") else zone_origin + "."
-        self.extra_config = extra_config
-        self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._tmpdir: str | None = None
-        self._finalizer: weakref.finalize[..., UnboundServer] | None = None
-        self._past_log = ""
-
-    # -- public API ---------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """The address the server listens on (``host``)."""
-        return self.host
-
-    @property
-    def running(self) -> bool:
-        """Whether the unbound process is running."""
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
-    def log(self) -> str:
-        """Unbound's log and stderr output so far (also after :meth:`stop`)."""
-        return self._past_log + self._current_log()
-
-    def start(self) -> None:
-        """Write the configuration and certificate, start unbound and wait for the TLS port.
-
-        Raises:
-            RuntimeError: the server is already started, or unbound exited or did not
-                accept TCP connections within ``startup_timeout`` seconds (the message
-                includes the tail of its log).
-        """
-        if self._proc is not None:
-            raise RuntimeError("unbound server already started")
-        pick = self.port == 0
-        attempts = 3 if pick else 1
-        for attempt in range(attempts):
-            if pick:
-                self.port = _pick_port(self.host)
-            try:
-                self._start_once()
-                return
-            except RuntimeError as exc:
-                if attempt + 1 < attempts and any(e in str(exc) for e in _BIND_ERRORS):
-                    continue
-                if pick:
-                    self.port = 0
-                raise
-
-    def stop(self) -> None:
-        """Terminate unbound (killing it after 5 s), close its files and remove its
-        temporary directory. Does nothing if the server is not running."""
-        if self._finalizer is None:
-            return
-        self._past_log += self._current_log()
-        self._finalizer()  # runs _shutdown once
-        self._finalizer = None
-        self._proc = None
-        self._tmpdir = None
-
-    def restart(self) -> None:
-        """Stop the server and start it again on the same port."""
-        self.stop()
-        self.start()
-
-    def config_text(self) -> str:
-        """The unbound configuration used for the current (or next) start."""
-        tmpdir = self._tmpdir or "<tmpdir>"
-        return self._config(tmpdir)
-
-    def __enter__(self) -> UnboundServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<UnboundServer {self._hostport()} {state}>"
-
-    # -- internals ------------------------------------------------------------
-
-    def _hostport(self) -> str:
-        return (
-            f"[{self.host}]:{self.port}" if self._ip.version == 6 else f"{self.host}:{self.port}"
+        ipaddress.ip_address(host)  # ValueError before looking for the binary
+        super().__init__(
+            cert,
+            host=host,
+            port=port,
+            zone=zone,
+            zone_origin=zone_origin,
+            extra_config=extra_config,
+            binary=_find_binary(unbound, "unbound", "unbound", UnboundNotFound),
+            startup_timeout=startup_timeout,
         )
 
-    def _current_log(self) -> str:
-        if self._tmpdir is None:
-            return ""
-        parts = [
-            _read_text(os.path.join(self._tmpdir, "stderr.txt")),
-            _read_text(os.path.join(self._tmpdir, "unbound.log")),
-        ]
-        return "".join(p if p.endswith("\n") or not p else p + "\n" for p in parts)
+    @property
+    def unbound(self) -> str:
+        """The path of the unbound binary."""
+        return self.binary
+
+    def _command(self, conf: str) -> list[str]:
+        return [self.binary, "-d", "-c", conf]
 
     def _config(self, tmpdir: str) -> str:
         v6 = self._ip.version == 6
@@ -644,59 +832,225 @@ class UnboundServer:
         ]
         return "\n".join(lines) + "\n"
 
-    def _start_once(self) -> None:
-        tmpdir = tempfile.mkdtemp(prefix="dotclient-unbound-")
-        conf = os.path.join(tmpdir, "unbound.conf")
-        stderr: IO[bytes] | None = None
-        proc: subprocess.Popen[bytes] | None = None
-        try:
-            self.cert.write(tmpdir, "server")
-            with open(os.path.join(tmpdir, "zone.db"), "w", encoding="utf-8") as f:
-                f.write(self.zone)
-            with open(conf, "w", encoding="utf-8") as f:
-                f.write(self._config(tmpdir))
-            stderr = open(os.path.join(tmpdir, "stderr.txt"), "wb")
-            proc = subprocess.Popen(
-                [self.unbound, "-d", "-c", conf],
-                stdin=subprocess.DEVNULL,
-                stdout=stderr,
-                stderr=subprocess.STDOUT,
-                cwd=tmpdir,
-            )
-        except BaseException:
-            if stderr is not None:
-                stderr.close()
-            shutil.rmtree(tmpdir, ignore_errors=True)
-            raise
-        self._proc = proc
-        self._tmpdir = tmpdir
-        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir)
-        try:
-            self._wait_ready(proc)
-        except BaseException:
-            self.stop()
-            raise
 
-    def _wait_ready(self, proc: subprocess.Popen[bytes]) -> None:
-        deadline = time.monotonic() + self.startup_timeout
-        while True:
-            if proc.poll() is not None:
-                problem = f"unbound exited with status {proc.returncode} during startup"
-                break
-            # "start of service" is logged once unbound has bound its ports; checking
-            # for it too avoids mistaking another process on a reused port for ours.
-            if "start of service" in self._current_log() and _tls_port_accepts(
-                self.host, self.port
-            ):
-                return
-            if time.monotonic() >= deadline:
-                problem = f"unbound did not accept TCP connections within {self.startup_timeout} s"
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(Exception):
-            proc.terminate()
-            proc.wait(timeout=5)
-        raise RuntimeError(
-            f"{problem} on {self._hostport()} ({self.unbound}); log tail:\n"
-            f"{_tail(self._current_log())}"
+# ---------------------------------------------------------------------------
+# BIND 9 named
+# ---------------------------------------------------------------------------
+
+
+class NamedServer(_ServerProcess):
+    """BIND 9's ``named`` (9.18+) as an authoritative DoT server on loopback.
+
+    Like :class:`UnboundServer`: DNS over TLS on ``host`` and ``port`` (0: picked at
+    the first start, then kept), presenting ``cert.chain_pem``, serving ``zone``
+    as the primary zone ``zone_origin``. Recursion is off, so names outside the
+    zone are REFUSED (also ``other.test.``: named has no built-in local zones
+    for them); in-zone CNAME chains are followed in the answer. Nothing is
+    sent off the host: no NOTIFY, no DNSSEC trust-anchor refresh, no rndc channel.
+
+    *plain_port* adds a plain DNS (UDP and TCP) listener on ``host``: ``None``
+    (default) for none, 0 to pick a free port at the first start. It is what a
+    :class:`DnsdistServer` uses as its backend. *extra_config* is appended
+    inside named's ``options { }`` block (each statement ends with ``;``).
+
+    named runs in the foreground (``-g``: all logging to stderr, read it with
+    :attr:`log`) as the calling user, root included.
+
+    Raises:
+        ServerNotFound: (from the constructor) the named binary is missing.
+        ValueError: *host* is not an IP address literal.
+    """
+
+    _name = "named"
+    _ready_marker = " running\n"  # the last line of its startup ("running on ..." is not)
+    _port_fields = ("port", "plain_port")
+
+    def __init__(
+        self,
+        cert: IssuedCert,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        plain_port: int | None = None,
+        zone: str = DEFAULT_ZONE,
+        zone_origin: str = DEFAULT_ZONE_ORIGIN,
+        extra_config: str = "",
+        named: str | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        ipaddress.ip_address(host)
+        super().__init__(
+            cert,
+            host=host,
+            port=port,
+            zone=zone,
+            zone_origin=zone_origin,
+            extra_config=extra_config,
+            binary=_find_binary(named, "named", "bind9"),
+            startup_timeout=startup_timeout,
         )
+        self.plain_port = plain_port
+
+    def _command(self, conf: str) -> list[str]:
+        return [self.binary, "-g", "-c", conf]
+
+    def _config(self, tmpdir: str) -> str:
+        listen, no_listen = (
+            ("listen-on-v6", "listen-on")
+            if self._ip.version == 6
+            else (
+                "listen-on",
+                "listen-on-v6",
+            )
+        )
+        lines = [
+            "options {",
+            f'    directory "{tmpdir}";',
+            "    pid-file none;",
+            f'    session-keyfile "{os.path.join(tmpdir, "session.key")}";',
+            f"    {listen} port {self.port} tls dot {{ {self.host}; }};",
+        ]
+        if self.plain_port is not None:
+            lines.append(f"    {listen} port {self.plain_port} {{ {self.host}; }};")
+        lines += [
+            f"    {no_listen} {{ none; }};",
+            "    recursion no;",
+            "    allow-query { any; };",
+            "    notify no;",
+            "    dnssec-validation no;",
+        ]
+        lines += [f"    {line}" for line in self.extra_config.splitlines()]
+        lines += [
+            "};",
+            "tls dot {",
+            f'    cert-file "{os.path.join(tmpdir, "server.pem")}";',
+            f'    key-file "{os.path.join(tmpdir, "server.key")}";',
+            "};",
+            "controls { };",
+            f'zone "{self.zone_origin}" {{',
+            "    type primary;",
+            f'    file "{os.path.join(tmpdir, "zone.db")}";',
+            "};",
+        ]
+        return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# dnsdist
+# ---------------------------------------------------------------------------
+
+
+class DnsdistServer(_ServerProcess):
+    """PowerDNS dnsdist as a DoT frontend on loopback, in front of a plain-DNS backend.
+
+    dnsdist listens for DNS over TLS (``addTLSLocal``) on ``host`` and ``port``
+    (0: picked at the first start, then kept), presents ``cert.chain_pem`` and
+    forwards every query to *backend*, a ``(host, port)`` plain DNS server. With
+    *backend* ``None`` (default) it starts its own :class:`NamedServer` on ``host``
+    serving ``zone`` with a plain listener (``named`` must then be installed too),
+    stops it in :meth:`stop` and keeps it running across :meth:`restart`.
+
+    Options:
+        max_queries_per_connection: ``setMaxTCPQueriesPerConnection(N)``: dnsdist
+            closes a client connection once it has served N queries (dnsdist
+            1.7.3 answers N + 1 on a DoT connection, then closes it at once).
+            ``None``: the default (no limit).
+        max_in_flight: the ``maxInFlight`` option of ``addTLSLocal``: how many
+            queries from one connection dnsdist processes at once (and may answer
+            out of order). ``None``: the default (0: one at a time, in order).
+            With the default, dnsdist 1.7 answers only the first of several
+            queries that arrive in one TLS record and leaves the rest unread
+            until the connection times out.
+        extra_config: Lua lines appended to the configuration, e.g.
+            ``"setTCPRecvTimeout(5)"``.
+
+    The configuration turns off security polling (a DNS lookup of dnsdist's
+    version status) and allows only loopback clients; dnsdist runs supervised,
+    without console, logging to stdout (read it with :attr:`log`).
+
+    Raises:
+        ServerNotFound: (from the constructor) the dnsdist binary, or named when
+            no *backend* is given, is missing.
+        ValueError: *host* is not an IP address literal.
+    """
+
+    _name = "dnsdist"
+    _ready_marker = "Listening on"
+
+    def __init__(
+        self,
+        cert: IssuedCert,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        backend: tuple[str, int] | None = None,
+        max_queries_per_connection: int | None = None,
+        max_in_flight: int | None = None,
+        zone: str = DEFAULT_ZONE,
+        zone_origin: str = DEFAULT_ZONE_ORIGIN,
+        extra_config: str = "",
+        dnsdist: str | None = None,
+        named: str | None = None,
+        startup_timeout: float = 10.0,
+    ) -> None:
+        ipaddress.ip_address(host)
+        super().__init__(
+            cert,
+            host=host,
+            port=port,
+            zone=zone,
+            zone_origin=zone_origin,
+            extra_config=extra_config,
+            binary=_find_binary(dnsdist, "dnsdist", "dnsdist"),
+            startup_timeout=startup_timeout,
+        )
+        self.max_queries_per_connection = max_queries_per_connection
+        self.max_in_flight = max_in_flight
+        self.backend_server: NamedServer | None = None
+        """The NamedServer this server started as its backend, if any."""
+        if backend is None:
+            self.backend_server = NamedServer(
+                cert,
+                host=host,
+                plain_port=0,
+                zone=zone,
+                zone_origin=zone_origin,
+                named=named,
+                startup_timeout=startup_timeout,
+            )
+        self._backend = backend
+
+    @property
+    def backend(self) -> tuple[str, int]:
+        """The backend's ``(host, port)`` (port 0 until an own backend first started)."""
+        if self._backend is not None:
+            return self._backend
+        assert self.backend_server is not None
+        return (self.backend_server.host, self.backend_server.plain_port or 0)
+
+    def _before_start(self) -> None:
+        if self.backend_server is not None and not self.backend_server.running:
+            self.backend_server.start()
+
+    def _after_stop(self) -> None:
+        if self.backend_server is not None:
+            self.backend_server.stop()
+
+    def _command(self, conf: str) -> list[str]:
+        return [self.binary, "--supervised", "--disable-syslog", "-C", conf]
+
+    def _config(self, tmpdir: str) -> str:
+        cert_file = os.path.join(tmpdir, "server.pem")
+        key_file = os.path.join(tmpdir, "server.key")
+        options = "" if self.max_in_flight is None else f", {{maxInFlight={self.max_in_flight}}}"
+        lines = [
+            "-- dotclient.testing: a DoT frontend for a loopback backend",
+            'setSecurityPollSuffix("")',
+            'setACL({"127.0.0.0/8", "::1/128"})',
+            f'addTLSLocal("{self._hostport()}", "{cert_file}", "{key_file}"{options})',
+            f'newServer({{address="{_hostport(*self.backend)}"}})',
+        ]
+        if self.max_queries_per_connection is not None:
+            lines.append(f"setMaxTCPQueriesPerConnection({self.max_queries_per_connection})")
+        lines += self.extra_config.splitlines()
+        return "\n".join(lines) + "\n"

@@ -1,0 +1,99 @@
+"""Interoperability with BIND 9's named and dnsdist (in front of named) on 127.0.0.1.
+
+The baseline for the pipelining work: the same answers as from unbound
+(``test_interop.py``) through the current public API, with strict authentication
+against the test CA. Every test runs against both servers (``server``) and with the
+blocking and the asyncio API (``mode``).
+"""
+
+from __future__ import annotations
+
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+import dotclient
+from dotclient.testing import DnsdistServer, NamedServer, TestCA
+
+from modes import open_client, resolve
+
+
+@pytest.fixture(params=["named", "dnsdist"])
+def server(request: pytest.FixtureRequest) -> NamedServer | DnsdistServer:
+    """The session's named, then the session's dnsdist (default settings)."""
+    started = request.getfixturevalue(request.param)
+    assert isinstance(started, NamedServer | DnsdistServer)
+    return started
+
+
+@pytest.fixture
+def spec(server: NamedServer | DnsdistServer) -> str:
+    """Address, port and authentication name of the server."""
+    return f"127.0.0.1:{server.port}#dot.test"
+
+
+def test_a_and_aaaa(mode: str, spec: str, ca_file: str) -> None:
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        a = client.resolve("a.example.test")
+        aaaa = client.resolve("a.example.test", "AAAA")
+    assert a.rcode == dns.rcode.NOERROR
+    assert sorted(a.addresses()) == ["192.0.2.1", "192.0.2.2"]
+    assert aaaa.addresses() == ["2001:db8::1"]
+    assert a.authenticated and aaaa.authenticated
+    assert a.tls_version in ("TLSv1.2", "TLSv1.3")
+
+
+def test_cname_chain_is_followed(mode: str, spec: str, ca_file: str) -> None:
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        r = client.resolve("www.example.test")
+    assert [rr.rdtype for rr in r.answer] == [
+        dns.rdatatype.CNAME,
+        dns.rdatatype.CNAME,
+        dns.rdatatype.A,
+    ]
+    assert r.rrset is not None and str(r.rrset.name) == "a.example.test."
+    assert sorted(r.addresses()) == ["192.0.2.1", "192.0.2.2"]
+
+
+def test_nxdomain_and_refused(mode: str, spec: str, ca_file: str) -> None:
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        nx = client.resolve("nx.example.test")
+        refused = client.resolve("example.com")
+    assert nx.rcode == dns.rcode.NXDOMAIN
+    assert nx.rrset is None and nx.addresses() == []
+    assert nx.authenticated
+    with pytest.raises(dotclient.RcodeError, match="NXDOMAIN"):
+        nx.raise_for_rcode()
+    assert refused.rcode == dns.rcode.REFUSED
+
+
+def test_large_txt(mode: str, spec: str, ca_file: str) -> None:
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        txt = client.resolve("big.example.test", "TXT")
+    assert txt.rrset is not None
+    assert sum(len(s) for rdata in txt.rrset for s in rdata.strings) > 1000
+
+
+def test_one_connection_serves_many_queries(mode: str, spec: str, ca_file: str) -> None:
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        answers = [client.resolve("a.example.test", "AAAA") for _ in range(20)]
+    assert all(r.addresses() == ["2001:db8::1"] for r in answers)
+
+
+def test_one_shot_function(mode: str, spec: str, ca_file: str) -> None:
+    r = resolve(mode, "a.example.test", "A", server=spec, ca_file=ca_file)
+    assert sorted(r.addresses()) == ["192.0.2.1", "192.0.2.2"]
+
+
+def test_strict_authentication_needs_the_test_ca(
+    mode: str, spec: str, ca_file: str, tmp_path: object
+) -> None:
+    with pytest.raises(dotclient.AuthenticationError):
+        resolve(mode, "a.example.test", server=spec)  # certifi's roots only
+    other = TestCA("some other CA").write_ca_file(f"{tmp_path}/other.pem")
+    with pytest.raises(dotclient.AuthenticationError):
+        resolve(mode, "a.example.test", server=spec, ca_file=other)
+    with pytest.raises(dotclient.AuthenticationError, match="wrong.test"):
+        resolve(
+            mode, "a.example.test", server=spec.replace("dot.test", "wrong.test"), ca_file=ca_file
+        )
