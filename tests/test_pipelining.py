@@ -17,11 +17,12 @@ import dns.edns
 import dns.message
 import dns.rcode
 import pytest
-from fakeserver import FakeConnection, FakeServer, answer
-from modes import open_client, pause
 
 import dotclient
 from dotclient.testing import IssuedCert, UnboundServer
+
+from fakeserver import FakeConnection, FakeServer, answer
+from modes import open_client, pause
 
 NAMES = [f"q{i}.test" for i in range(40)]
 
