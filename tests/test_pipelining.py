@@ -8,7 +8,9 @@ The same behaviours against unbound are in test_interop.py and test_interop_serv
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import struct
 import threading
 import time
 from typing import Any
@@ -25,6 +27,10 @@ from fakeserver import FakeConnection, FakeServer, answer
 from modes import open_client, pause
 
 NAMES = [f"q{i}.test" for i in range(40)]
+
+
+def spec_of(server: UnboundServer) -> str:
+    return f"127.0.0.1:{server.port}#dot.test"
 
 
 def address_of(name: str) -> str:
@@ -81,7 +87,9 @@ def test_queries_pipeline_on_one_connection_answered_out_of_order(
 ) -> None:
     handler = Batches(8)
     with FakeServer(server_cert, handler) as server:
-        with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=8) as client:
+        with open_client(
+            mode, server.spec, ca_file=ca_file, max_in_flight=8, max_connections=1
+        ) as client:
             outcomes = client.resolve_many(NAMES[:32])
             stats = client.stats
     check_outcomes(NAMES[:32], outcomes)
@@ -109,8 +117,15 @@ def test_pool_grows_to_max_connections_when_full(
     mode: str, server_cert: IssuedCert, ca_file: str
 ) -> None:
     def slow(conn: FakeConnection) -> None:
+        writing = threading.Lock()  # one thread at a time in the server's SSL object
+
+        def later(query: dns.message.Message) -> None:
+            time.sleep(0.3)
+            with writing, contextlib.suppress(OSError):
+                conn.send_message(reply(query))
+
         while (query := conn.read_query()) is not None:
-            threading.Timer(0.3, conn.send_message, [reply(query)]).start()
+            threading.Thread(target=later, args=(query,), daemon=True).start()
 
     with FakeServer(server_cert, slow) as server:
         with open_client(
@@ -181,16 +196,14 @@ def test_connection_closed_with_nothing_answered_fails_after_one_resend(
 
 
 def first_of_each_burst(conn: FakeConnection) -> None:
-    """dnsdist 1.7 with default settings: the first query of what arrives together is
-    answered, the rest never are, and the connection closes ~2.5 s later."""
-    first = conn.read_query()
-    if first is None:
-        return
-    conn.send_message(reply(first))
-    conn.sock.settimeout(2.5)
+    """dnsdist 1.7 with default settings: of the queries that arrive together (in one
+    TLS record) only the first is answered, and the connection closes when it has been
+    idle for 2 s (test_interop_servers.py shows the real one)."""
+    conn.sock.settimeout(2.0)
     try:
-        while conn.sock.recv(65536):
-            pass
+        while data := conn.sock.recv(65536):
+            (length,) = struct.unpack_from("!H", data)
+            conn.send_message(reply(dns.message.from_wire(data[2 : 2 + length])))
     except (TimeoutError, OSError):
         pass
 
@@ -207,10 +220,13 @@ def test_server_that_drops_pipelined_queries_is_detected(
             later = client.resolve_many(NAMES[10:14])
     check_outcomes(NAMES[:10], outcomes)
     check_outcomes(NAMES[10:14], later)
-    assert stats.pipelining is False
-    assert stats.pipelining_fallbacks == 1
-    assert stats.max_in_flight == 1
-    assert elapsed < 2.0  # well before the server's 2.5 s close
+    assert elapsed < 1.5  # well before the server's 2 s idle close
+    if mode == "async":
+        # Queries written in one turn of the event loop share a TLS record, which such a
+        # server drops. (Threads write one record each, which it answers.)
+        assert stats.pipelining is False
+        assert stats.pipelining_fallbacks == 1
+        assert stats.max_in_flight == 1
 
 
 def test_one_timed_out_query_does_not_break_the_others(
@@ -236,7 +252,7 @@ def test_resolve_many_keeps_input_order_and_returns_errors(
 ) -> None:
     names = ["a.example.test", "a..bad", "nope.example.test", "www.example.test"]
     seen: list[int] = []
-    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+    with open_client(mode, spec_of(unbound), ca_file=ca_file) as client:
         outcomes = client.resolve_many(names, on_result=lambda i, r: seen.append(i))
     assert sorted(seen) == [0, 1, 2, 3]
     assert isinstance(outcomes[0], dotclient.Response) and outcomes[0].addresses()
@@ -268,7 +284,7 @@ def test_idle_connection_is_closed(mode: str, server_cert: IssuedCert, ca_file: 
 def _keepalive_handler(timeout: int, seen: list[bool], closed: threading.Event) -> Any:
     def handler(conn: FakeConnection) -> None:
         while (query := conn.read_query()) is not None:
-            seen.append(any(o.otype == dns.edns.OptionType.TCP_KEEPALIVE for o in query.options))
+            seen.append(any(o.otype == 11 for o in query.options))  # RFC 7828 keepalive
             response = reply(query)
             response.use_edns(0, options=[dns.edns.GenericOption(11, timeout.to_bytes(2, "big"))])
             conn.send_message(response)
@@ -315,7 +331,7 @@ def test_keepalive_timeout_zero_means_a_new_connection(
 
 def test_threads_pipeline_on_one_connection(unbound: UnboundServer, ca_file: str) -> None:
     errors: list[BaseException] = []
-    with dotclient.Client(unbound.address, ca_file=ca_file) as client:
+    with dotclient.Client(spec_of(unbound), ca_file=ca_file) as client:
 
         def work() -> None:
             try:
@@ -338,19 +354,20 @@ def test_threads_pipeline_on_one_connection(unbound: UnboundServer, ca_file: str
 
 def test_burst_against_unbound(mode: str, unbound: UnboundServer, ca_file: str) -> None:
     names = ["a.example.test", "www.example.test", "nope.example.test"] * 100
-    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+    with open_client(mode, spec_of(unbound), ca_file=ca_file) as client:
         outcomes = client.resolve_many(names)
         stats = client.stats
     assert all(isinstance(o, dotclient.Response) for o in outcomes)
     for name, outcome in zip(names, outcomes, strict=True):
         assert outcome.question is not None and str(outcome.question[0]) == name + "."
-    assert stats.connections_opened == 1 and stats.responses == 300
+    # 300 at once fill the first connection's 100 and the second's.
+    assert stats.connections_opened <= 2 and stats.responses == 300
 
 
 def test_batch_survives_a_server_restart(mode: str, unbound_factory: Any, ca_file: str) -> None:
     server = unbound_factory()
     names = ["a.example.test"] * 400
-    with open_client(mode, server.address, ca_file=ca_file, timeout=10) as client:
+    with open_client(mode, spec_of(server), ca_file=ca_file, timeout=10) as client:
         client.resolve("a.example.test")
         restarter = threading.Timer(0.05, server.restart)
         restarter.start()
@@ -366,7 +383,7 @@ def test_batch_survives_a_server_restart(mode: str, unbound_factory: Any, ca_fil
 def test_reconnect_resumes_the_tls_session(
     mode: str, unbound: UnboundServer, ca_file: str
 ) -> None:
-    with open_client(mode, unbound.address, ca_file=ca_file) as client:
+    with open_client(mode, spec_of(unbound), ca_file=ca_file) as client:
         first = client.resolve("a.example.test")
         client.close_connections()
         second = client.resolve("a.example.test")
@@ -377,7 +394,7 @@ def test_reconnect_resumes_the_tls_session(
 
 
 def test_resumption_can_be_turned_off(mode: str, unbound: UnboundServer, ca_file: str) -> None:
-    with open_client(mode, unbound.address, ca_file=ca_file, resumption=False) as client:
+    with open_client(mode, spec_of(unbound), ca_file=ca_file, resumption=False) as client:
         client.resolve("a.example.test")
         client.close_connections()
         assert not client.resolve("a.example.test").resumed

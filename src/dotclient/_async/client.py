@@ -38,7 +38,14 @@ from .._config import (
     ServerSpec,
     remaining,
 )
-from .._exceptions import AuthenticationError, ConnectionLost, DoTError, ProtocolError, Timeout
+from .._exceptions import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionLost,
+    DoTError,
+    ProtocolError,
+    Timeout,
+)
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
@@ -55,6 +62,9 @@ _MAX_ABANDONED = 4096
 # Seconds of silence, with pipelined queries unanswered after an earlier answer, before
 # a server not yet seen to pipeline is taken for one that drops pipelined queries.
 _STALL = 0.4
+# First pause before reconnecting to a server that closed a connection under queries
+# and then refused a new one (a restart); doubled each time, within the query's timeout.
+_RECONNECT_BACKOFF = 0.05
 # How often a query may go out again after its connection died under it (or stalled).
 _MAX_SENDS = 3
 
@@ -69,6 +79,10 @@ def _name_server(exc: DoTError, server: Server) -> None:
 
 class _Stalled(ConnectionLost):
     """The connection stopped answering pipelined queries (see ``_STALL``)."""
+
+
+class _NotSent(ConnectionLost):
+    """The connection was gone before the query could be written."""
 
 
 class AsyncConnection:
@@ -101,6 +115,9 @@ class AsyncConnection:
         self._broken: DoTError | None = None
         #: Queries assigned to this connection and not finished (pool bookkeeping).
         self.reserved = 0
+        #: Queries ever assigned to this connection.
+        self.assigned = 0
+        self.close_noted = False
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
         self.closed = False
@@ -178,8 +195,8 @@ class AsyncConnection:
     async def _send(self, request: Request, deadline: float) -> int:
         protocol = self.protocol
         with self._mutex:
-            if self._broken is not None:
-                raise self._broken
+            if self._broken is not None or protocol.closed:
+                raise _NotSent(f"the connection to {self.server} had closed")
             if isinstance(request, dns.message.Message):
                 qid, data = protocol.send_query(request)
             else:
@@ -194,6 +211,9 @@ class AsyncConnection:
                 await self.stream.write(data, remaining(deadline, self.server))
             finally:
                 self._write_lock.release()
+        except ConnectionLost as exc:
+            self._leave(qid)
+            raise _NotSent(str(exc), server=self.server) from exc
         except BaseException:
             self._leave(qid)
             raise
@@ -236,7 +256,8 @@ class AsyncConnection:
                     else:
                         event.clear()
                     limit = deadline
-                    stall_at = self._stall_deadline() if stall and reader else None
+                    watch = stall and reader and not self.pipelined
+                    stall_at = self._stall_deadline() if watch else None
                     if stall_at is not None and stall_at < deadline:
                         limit = stall_at
                 if not reader:
@@ -385,6 +406,10 @@ class AsyncClient:
         #: Queries per connection: max_in_flight, or 1 once the server dropped some.
         self._limit = self._config.max_in_flight
         self._pipelining: bool | None = None
+        # A server that closes connections after a fixed number of answers: the number,
+        # once seen twice in a row (a restart is not that regular), and the last one seen.
+        self._per_connection: int | None = None
+        self._last_close: int | None = None
         self._session: SavedSession | None = None
         self._stats = ClientStats()
         self._closed = False
@@ -495,9 +520,21 @@ class AsyncClient:
             raise RuntimeError("this client has been closed")
         started = time.perf_counter()
         server = self._config.server
-        sends = 0
+        sends = unsent = 0
+        backoff = _RECONNECT_BACKOFF
         while True:
-            connection = await self._acquire(deadline)
+            try:
+                connection = await self._acquire(deadline)
+            except ConnectError:
+                if not self._stats.connections_opened or self._closed:
+                    raise
+                if deadline - time.monotonic() < backoff:
+                    raise
+                # A server this client has used refuses new connections: it may be
+                # restarting. Try again shortly, within the query's deadline.
+                await backend.sleep(backoff)
+                backoff *= 2
+                continue
             sends += 1
             sent = time.monotonic()
             try:
@@ -510,8 +547,14 @@ class AsyncClient:
                 self._count("resent")
                 continue
             except ConnectionLost as exc:
+                self._server_closed(connection)
                 self._retire(connection)
                 _name_server(exc, server)
+                if isinstance(exc, _NotSent) and not self._closed:
+                    # Never written, so not a send; still bounded: each try connects anew.
+                    unsent += 1
+                    if unsent < _MAX_SENDS:
+                        sends -= 1
                 if self._closed or sends >= _MAX_SENDS:
                     raise
                 # The server closed the connection (idle timeout, restart, a limit on
@@ -555,8 +598,7 @@ class AsyncClient:
                         if best is None or connection.reserved < best.reserved:
                             best = connection
                 if best is not None:
-                    best.reserved += 1
-                    self._stats.queries_sent += 1
+                    self._assign(best)
                     return best
                 opening = not self._connecting and self._active() < self._config.max_connections
                 if opening:
@@ -594,8 +636,7 @@ class AsyncClient:
                 else:
                     closed = False
                     self._pool.append(connection)
-                    connection.reserved = 1
-                    self._stats.queries_sent += 1
+                    self._assign(connection)
                     # The new connection has room for more than this query.
                     for _ in range(min(len(self._slot_waiters), self._limit - 1)):
                         self._wake_slot()
@@ -603,6 +644,28 @@ class AsyncClient:
                 await connection.aclose()
                 raise ConnectionLost("the client was closed", server=server)
             return connection
+
+    def _assign(self, connection: AsyncConnection) -> None:
+        """Count one more query on ``connection`` (under the mutex)."""
+        connection.reserved += 1
+        connection.assigned += 1
+        self._stats.queries_sent += 1
+        if self._per_connection is not None and connection.assigned >= self._per_connection:
+            # The server will close it after this many: send the rest elsewhere.
+            connection.retired = True
+            self._pool.remove(connection)
+            self._stats.unmatched += connection.protocol.unmatched
+
+    def _server_closed(self, connection: AsyncConnection) -> None:
+        """Learn from a connection the server closed with queries unanswered."""
+        with self._mutex:
+            if connection.close_noted or not connection.protocol.closed:
+                return
+            connection.close_noted = True
+            answered = connection.protocol.answered
+            if answered and answered == self._last_close:
+                self._per_connection = answered
+            self._last_close = answered
 
     def _active(self) -> int:
         return sum(1 for c in self._pool if c.usable)

@@ -25,6 +25,7 @@ __all__ = [
     "call_later",
     "open_tls_stream",
     "run_workers",
+    "sleep",
 ]
 
 # How long closing may wait for the peer's close_notify before the transport is aborted.
@@ -321,3 +322,8 @@ async def run_workers(count: int, worker: Callable[[], Awaitable[None]]) -> None
         await worker()
         return
     await asyncio.gather(*(worker() for _ in range(count)))
+
+
+async def sleep(seconds: float) -> None:
+    """Pause this task."""
+    await asyncio.sleep(seconds)

@@ -24,6 +24,7 @@ __all__ = [
     "call_later",
     "open_tls_stream",
     "run_workers",
+    "sleep",
 ]
 
 _AddrInfo = tuple[int, tuple[Any, ...]]
@@ -357,3 +358,8 @@ def run_workers(count: int, worker: Callable[[], None]) -> None:
         thread.join()
     if errors:
         raise errors[0]
+
+
+def sleep(seconds: float) -> None:
+    """Pause this thread."""
+    time.sleep(seconds)
