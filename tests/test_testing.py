@@ -620,7 +620,10 @@ def _raw_exchange(
         tls.sendall(b"".join(frames))
     else:
         for frame in frames:
-            tls.sendall(frame)
+            try:
+                tls.sendall(frame)
+            except OSError:  # closed already (SSLEOFError is one): read what came
+                break
     buffer, answered = b"", []
     while len(answered) < len(ids):
         left = limit - (time.monotonic() - start)
