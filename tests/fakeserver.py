@@ -60,6 +60,10 @@ class FakeConnection:
             self.server.frames.append(body)
         return body
 
+    def drop_buffered(self) -> None:
+        """Forget bytes received but not yet read as frames."""
+        self._buffer = b""
+
     def read_query(self) -> dns.message.Message | None:
         wire = self.read_frame()
         return None if wire is None else dns.message.from_wire(wire)

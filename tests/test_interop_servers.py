@@ -8,6 +8,8 @@ blocking and the asyncio API (``mode``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import dns.rcode
 import dns.rdatatype
 import pytest
@@ -97,3 +99,79 @@ def test_strict_authentication_needs_the_test_ca(
         resolve(
             mode, "a.example.test", server=spec.replace("dot.test", "wrong.test"), ca_file=ca_file
         )
+
+
+# -- pipelined bursts ------------------------------------------------------------------
+
+BURST = ["a.example.test", "www.example.test", "nx.example.test", "big.example.test"] * 50
+
+
+def check_burst(outcomes: list[object]) -> None:
+    """Every query of BURST answered, each with its own question, nothing lost."""
+    assert len(outcomes) == len(BURST)
+    for name, outcome in zip(BURST, outcomes, strict=True):
+        assert isinstance(outcome, dotclient.Response), (name, outcome)
+        assert outcome.question is not None and str(outcome.question[0]) == name + "."
+        expected = dns.rcode.NXDOMAIN if name.startswith("nx.") else dns.rcode.NOERROR
+        assert outcome.rcode == expected, name
+
+
+def test_pipelined_burst(mode: str, spec: str, ca_file: str) -> None:
+    # named answers pipelined queries out of order; dnsdist with its defaults answers
+    # only the first of queries that arrive in one TLS record, so the client must notice
+    # and resend: either way nothing is lost and nothing waits for dnsdist's 2 s close.
+    import time
+
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        started = time.monotonic()
+        outcomes = client.resolve_many(BURST)
+        elapsed = time.monotonic() - started
+        stats = client.stats
+    check_burst(outcomes)
+    assert stats.responses == len(BURST)
+    assert elapsed < 5
+
+
+def test_named_pipelines(named: NamedServer, ca_file: str, mode: str) -> None:
+    spec = f"127.0.0.1:{named.port}#dot.test"
+    with open_client(mode, spec, ca_file=ca_file, max_connections=1) as client:
+        check_burst(client.resolve_many(BURST))
+        stats = client.stats
+    assert stats.pipelining is True and stats.resent == 0
+    assert stats.connections_opened == 1
+
+
+def test_dnsdist_default_pipelines_one_query_per_record(
+    dnsdist: DnsdistServer, ca_file: str, mode: str
+) -> None:
+    # dnsdist 1.7 with its defaults reads one query per TLS record (test_testing.py):
+    # the client writes each query as its own record, so it can pipeline all the same.
+    spec = f"127.0.0.1:{dnsdist.port}#dot.test"
+    with open_client(mode, spec, ca_file=ca_file, max_connections=1) as client:
+        check_burst(client.resolve_many(BURST))
+        stats = client.stats
+    assert stats.resent == 0 and stats.pipelining_fallbacks == 0
+    assert stats.connections_opened == 1
+
+
+def test_dnsdist_with_max_in_flight_pipelines(
+    dnsdist_factory: Any, ca_file: str, mode: str
+) -> None:
+    server = dnsdist_factory(max_in_flight=100)
+    spec = f"127.0.0.1:{server.port}#dot.test"
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        check_burst(client.resolve_many(BURST))
+        stats = client.stats
+    assert stats.pipelining_fallbacks == 0
+
+
+def test_dnsdist_closing_after_n_queries_loses_nothing(
+    dnsdist_factory: Any, ca_file: str, mode: str
+) -> None:
+    server = dnsdist_factory(max_queries_per_connection=5, max_in_flight=100)
+    spec = f"127.0.0.1:{server.port}#dot.test"
+    with open_client(mode, spec, ca_file=ca_file) as client:
+        check_burst(client.resolve_many(BURST))
+        stats = client.stats
+    assert stats.responses == len(BURST)
+    assert stats.connections_opened >= len(BURST) // 6

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,6 +29,9 @@ __all__ = [
     "sleep",
 ]
 
+# Python 3.11's TLS transport encrypts each item of writelines() as its own record and
+# sends them in one system call; 3.10's joins the items into one record first.
+_WRITELINES_KEEPS_RECORDS = sys.version_info >= (3, 11)
 # How long closing may wait for the peer's close_notify before the transport is aborted.
 _CLOSE_TIMEOUT = 1.0
 
@@ -144,8 +148,10 @@ class AsyncStream:
     async def write(self, data: bytes, timeout: float) -> None:
         """Write all of ``data``, waiting (bounded) while the transport's buffer is full.
 
-        Writes made in the same turn of the event loop go out together, in one TLS
-        record and one system call: pipelined queries from many tasks cost one send.
+        Writes made in the same turn of the event loop go out together, in one system
+        call: pipelined queries from many tasks cost one send. Each stays its own TLS
+        record, because some servers (dnsdist 1.7 by default) read one query per record
+        and never see the rest of a record holding several.
         """
         protocol = self._protocol
         with map_io_errors("send", self._server):
@@ -166,8 +172,14 @@ class AsyncStream:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if not self._transport.is_closing():
-            self._transport.write(b"".join(pending))
+        transport = self._transport
+        if transport.is_closing():
+            return
+        if _WRITELINES_KEEPS_RECORDS:
+            transport.writelines(pending)
+        else:
+            for data in pending:
+                transport.write(data)
 
     def close_nowait(self) -> None:
         """Start closing without waiting (from a timer callback); never raises."""

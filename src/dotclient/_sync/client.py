@@ -59,12 +59,15 @@ _READ_SIZE = 65536
 # no new queries: the IDs stay reserved until it closes, so a late answer can never be
 # taken for a newer query's (RFC 5452 section 9.2 asks for unpredictable IDs).
 _MAX_ABANDONED = 4096
-# Seconds of silence, with pipelined queries unanswered after an earlier answer, before
-# a server not yet seen to pipeline is taken for one that drops pipelined queries.
+# Seconds of silence on a connection, with a query unanswered although answers came
+# after it was sent, before the connection is taken to have dropped it.
 _STALL = 0.4
 # First pause before reconnecting to a server that closed a connection under queries
 # and then refused a new one (a restart); doubled each time, within the query's timeout.
 _RECONNECT_BACKOFF = 0.05
+# Answers to queries sent behind unanswered ones that show a server pipelines. A server
+# that drops pipelined queries may still answer the first of each record it reads.
+_PIPELINING_PROOF = 8
 # How often a query may go out again after its connection died under it (or stalled).
 _MAX_SENDS = 3
 
@@ -121,10 +124,11 @@ class Connection:
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
         self.closed = False
-        #: An answer arrived for a query sent while another was unanswered.
-        self.pipelined = False
+        #: Answers that came for queries sent while another was unanswered.
+        self.pipelined_answers = 0
         self.session_saved = False
         self.last_data = time.monotonic()
+        self.last_answer = 0.0
         self.idle_since = time.monotonic()
         self.timer: backend.TimerHandle | None = None
 
@@ -175,6 +179,11 @@ class Connection:
         raise failure
 
     @property
+    def pipelined(self) -> bool:
+        """This connection has shown that the server answers pipelined queries."""
+        return self.pipelined_answers >= _PIPELINING_PROOF
+
+    @property
     def usable(self) -> bool:
         """Open, not retired, and not holding too many abandoned IDs."""
         return not (self.retired or self.closed or self.protocol.closed)
@@ -185,9 +194,10 @@ class Connection:
         """Send ``request`` and wait for its validated answer (wire bytes for a
         question, a message for a caller's message).
 
-        ``stall`` turns on the detection of a server that drops pipelined queries:
-        :class:`_Stalled` is raised when answers stop while queries sent behind an
-        earlier one are still unanswered.
+        With ``stall``, until this connection has shown that it pipelines, raise
+        :class:`_Stalled` if it falls silent for ``_STALL`` seconds while a query sent
+        before its last answer is still unanswered: the mark of a server that drops
+        pipelined queries.
         """
         qid = self._send(request, deadline)
         return self._wait(qid, deadline, stall)
@@ -235,7 +245,7 @@ class Connection:
         """When silence means the server dropped the queries pipelined behind an
         answered one: only once some answer has come after they were sent."""
         oldest = min(self._sent_at.values(), default=None)
-        if oldest is None or self.last_data <= oldest:
+        if oldest is None or self.last_answer <= oldest:
             return None
         return self.last_data + _STALL
 
@@ -256,7 +266,7 @@ class Connection:
                     else:
                         event.clear()
                     limit = deadline
-                    watch = stall and reader and not self.pipelined
+                    watch = reader and stall and not self.pipelined
                     stall_at = self._stall_deadline() if watch else None
                     if stall_at is not None and stall_at < deadline:
                         limit = stall_at
@@ -291,12 +301,16 @@ class Connection:
                         _name_server(exc, self.server)
                         self._broken = exc
                         ready = list(self._waiters)
+                    if ready:
+                        self.last_answer = self.last_data
                     for other in ready:
                         if other != qid and other in self._waiters:
                             self._waiters[other].set()
-                        if not self.pipelined:
-                            sent = self._sent_at.get(other, 0.0)
-                            self.pipelined = any(t < sent for t in self._sent_at.values())
+                        sent = self._sent_at.pop(other, None)
+                        if sent is not None and not self.pipelined:
+                            # Answered although sent while another was unanswered.
+                            if any(t < sent for t in self._sent_at.values()):
+                                self.pipelined_answers += 1
         finally:
             self._leave(qid)
 
@@ -356,9 +370,12 @@ class Client:
 
     When a server closes a connection with queries unanswered (idle timeout, restart, a
     limit on queries per connection), they go out again on a new one, within their own
-    timeout. A server that drops pipelined queries (answers the first of a burst, then
-    nothing) is noticed after 0.4 s of silence: the queries are resent and the client
-    sends that server one query per connection at a time from then on.
+    timeout; a server that keeps closing after the same number of answers gets no more
+    than that many per connection. Each query is its own TLS record, which is what
+    dnsdist needs to pipeline. A server not yet seen to pipeline that leaves a query
+    unanswered behind answered ones and falls silent for 0.4 s is taken to drop
+    pipelined queries: they are resent, and after a second time the client sends that
+    server one query per connection at a time.
 
     Use it as a context manager, or call :meth:`close` when done.
     """
@@ -406,8 +423,9 @@ class Client:
         #: Queries per connection: max_in_flight, or 1 once the server dropped some.
         self._limit = self._config.max_in_flight
         self._pipelining: bool | None = None
-        # A server that closes connections after a fixed number of answers: the number,
-        # once seen twice in a row (a restart is not that regular), and the last one seen.
+        self._stall_count = 0
+        # A server that closes connections after a number of answers: the limit learned
+        # (see _server_closed), and the answers before the last close.
         self._per_connection: int | None = None
         self._last_close: int | None = None
         self._session: SavedSession | None = None
@@ -520,7 +538,7 @@ class Client:
             raise RuntimeError("this client has been closed")
         started = time.perf_counter()
         server = self._config.server
-        sends = unsent = 0
+        sends = unsent = stalls = 0
         backoff = _RECONNECT_BACKOFF
         while True:
             try:
@@ -538,12 +556,16 @@ class Client:
             sends += 1
             sent = time.monotonic()
             try:
-                answer = connection.exchange(request, deadline, self._pipelining is not True)
+                answer = connection.exchange(request, deadline, self._pipelining is None)
             except _Stalled:
                 self._retire(connection)
-                self._fall_back_from_pipelining()
-                if sends >= _MAX_SENDS:
+                self._stalled()
+                stalls += 1
+                if stalls > _MAX_SENDS:
                     raise
+                # Not counted as a send: after two stalls the client stops pipelining
+                # to this server, and then no query can stall behind another.
+                sends -= 1
                 self._count("resent")
                 continue
             except ConnectionLost as exc:
@@ -657,14 +679,17 @@ class Client:
             self._stats.unmatched += connection.protocol.unmatched
 
     def _server_closed(self, connection: Connection) -> None:
-        """Learn from a connection the server closed with queries unanswered."""
+        """Learn from a connection the server closed with queries unanswered: two such
+        closes in a row after a few answers each look like a limit on queries per
+        connection (a restart is not that regular). The smaller count is taken, since
+        a close may reset the connection before every answer sent was read."""
         with self._mutex:
-            if connection.close_noted or not connection.protocol.closed:
+            if connection.close_noted:
                 return
             connection.close_noted = True
             answered = connection.protocol.answered
-            if answered and answered == self._last_close:
-                self._per_connection = answered
+            if answered and self._last_close:
+                self._per_connection = min(answered, self._last_close)
             self._last_close = answered
 
     def _active(self) -> int:
@@ -747,9 +772,13 @@ class Client:
                 if connection in self._pool:
                     self._pool.remove(connection)
 
-    def _fall_back_from_pipelining(self) -> None:
+    def _stalled(self) -> None:
+        """A connection stalled with pipelined queries unanswered. Once may be a slow
+        answer behind a quiet connection; twice, and the server gets one query per
+        connection at a time from then on."""
         with self._mutex:
-            if self._limit != 1:
+            self._stall_count += 1
+            if self._limit != 1 and self._stall_count >= 2:
                 self._limit = 1
                 self._pipelining = False
                 self._stats.pipelining_fallbacks += 1
