@@ -69,7 +69,7 @@ _RECONNECT_BACKOFF = 0.05
 # that drops pipelined queries may still answer the first of each record it reads.
 _PIPELINING_PROOF = 8
 # How often a query may go out again after its connection died under it (or stalled).
-_MAX_SENDS = 3
+_MAX_SENDS = 4
 
 Request = Question | dns.message.Message
 
@@ -688,7 +688,9 @@ class AsyncClient:
                 return
             connection.close_noted = True
             answered = connection.protocol.answered
-            if answered and self._last_close:
+            if not answered:
+                return  # closed before any answer: nothing to learn
+            if self._last_close:
                 self._per_connection = min(answered, self._last_close)
             self._last_close = answered
 
