@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -63,10 +64,18 @@ def test_guide_testing_snippet_runs(unbound: UnboundServer) -> None:
 
 
 def test_benchmark_script_runs(unbound: UnboundServer) -> None:
-    # Not a timing test: tiny counts, only checks that the script still works.
-    bench = EXAMPLES.parent / "benchmarks" / "bench_basic.py"
-    done = run(str(bench), "--queries", "20", "--oneshot", "2", timeout=120)
+    # Not a timing test: tiny counts, only checks that the script still works end to end.
+    bench = EXAMPLES.parent / "benchmarks" / "bench_dot.py"
+    done = run(
+        str(bench),
+        *("--queries", "40", "--oneshot", "2", "--memory", "200", "--concurrency", "1", "10"),
+        *("--profile", "50"),
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[1].split()[:2] == ["case", "dotclient"]
-    assert len(lines) == 6 and all(float(line.split()[-1]) > 0 for line in lines[2:])
+    out = done.stdout
+    for heading in ("a/b. asyncio", "c. blocking", "d. new connections", "e. dnsperf", "f. 200"):
+        assert heading in out, out
+    assert re.search(r"^\s+10\s+\d+\s+\d+\s+[\d.]+", out, re.MULTILINE), out
+    assert "(2/2 resumed)" in out
+    assert "MiB above idle" in out and "profile of 50 queries" in out
