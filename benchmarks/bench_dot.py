@@ -270,8 +270,7 @@ def profile(spec: str, ca_file: str, n: int) -> None:
     asyncio.run(run())
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]  # untyped attribute
     total = sum(entry[2] for entry in stats.values())
-    print(f"
-profile of {n} queries, 100 in flight on one AsyncClient connection")
+    print(f"\nprofile of {n} queries, 100 in flight on one AsyncClient connection")
     print("(share of profiled time spent in each function itself; cProfile inflates times)")
     top = sorted(stats.items(), key=lambda item: item[1][2], reverse=True)[:15]
     for (file, line, func), entry in top:
