@@ -12,7 +12,6 @@ move bytes and wait.
 from __future__ import annotations
 
 import copy
-import functools
 import secrets
 import struct
 
@@ -254,9 +253,15 @@ class _Template:
         return dns.rrset.RRset(self.qname, self.rdclass, self.rdtype)
 
 
-@functools.lru_cache(maxsize=4096)
+# Rendered query shapes, keyed by (labels, rdtype, rdclass, dnssec, padding, keepalive).
+# Labels, not the Name: Name hashes in Python and compares case-insensitively, while the
+# bytes keep the case given. Shared by all connections; emptied when full.
+_TEMPLATES: dict[tuple[tuple[bytes, ...], int, int, bool, int, bool], _Template] = {}
+_MAX_TEMPLATES = 4096
+
+
 def _template(
-    labels: tuple[bytes, ...],
+    qname: dns.name.Name,
     rdtype: int,
     rdclass: int,
     dnssec: bool,
@@ -267,8 +272,7 @@ def _template(
     header (RD, one question, one additional), question, then the OPT RR with payload
     1232, the DO bit if ``dnssec`` (RFC 3225), an empty keepalive option if asked (RFC
     7828) and a padding option filling the message to a multiple of ``padding`` (RFC
-    8467; none when 0). Cached: the queries of a busy client have few shapes."""
-    qname = dns.name.Name(labels)
+    8467; none when 0)."""
     if not qname.is_absolute():
         raise ValueError(f"invalid query: the name {qname} is not absolute")
     try:
@@ -280,7 +284,7 @@ def _template(
         raise ValueError(f"cannot query for meta-type {rdtype.name}")
     # ID follows; flags RD; QDCOUNT 1, ANCOUNT 0, NSCOUNT 0, ARCOUNT 1.
     header = struct.pack("!HHHHH", dns.flags.RD, 1, 0, 0, 1)
-    name = b"".join(bytes((len(label),)) + label for label in labels)  # uncompressed
+    name = b"".join(bytes((len(label),)) + label for label in qname.labels)  # uncompressed
     question = name + _U16U16.pack(rdtype, rdclass)
     options = _U16U16.pack(_KEEPALIVE, 0) if keepalive else b""
     if padding:
@@ -293,12 +297,28 @@ def _template(
     return _Template(qname, rdtype, rdclass, name, header + question + opt)
 
 
-def _skip_name(wire: bytes, pos: int, end: int) -> int:
+def _skip_name(wire: bytes, pos: int, end: int, good: set[int]) -> int:
     """The offset just past the (possibly compressed) name at ``pos``, or -1 unless
     dnspython's from_wire would accept it: labels of at most 63 octets (no other label
     types), at most 255 octets in all, every pointer to an offset before both the name
     and the previous target, each segment ending before the one that pointed to it, no
-    more than 16 hops, all within ``end``. RFC 1035 sections 3.1 and 4.1.4."""
+    more than 16 hops, all within ``end``. RFC 1035 sections 3.1 and 4.1.4.
+
+    ``good`` holds the names that are a bare pointer found valid earlier in the message.
+    Such a name stays valid further on (its checks only get looser as ``pos`` grows), so
+    the usual owner name, a pointer to the question, is checked once per message."""
+    if pos + 2 <= end and wire[pos] >= 192:
+        pointer = (wire[pos] << 8) | wire[pos + 1]
+        if pointer in good:
+            return pos + 2
+        after = _walk_name(wire, pos, end)
+        if after == pos + 2:
+            good.add(pointer)
+        return after
+    return _walk_name(wire, pos, end)
+
+
+def _walk_name(wire: bytes, pos: int, end: int) -> int:
     total = 0
     hops = 0
     after = -1
@@ -332,7 +352,7 @@ def _skip_name(wire: bytes, pos: int, end: int) -> int:
 
 
 def _name_labels(wire: bytes, pos: int) -> tuple[bytes, ...]:
-    """The labels of the name at ``pos``, which :func:`_skip_name` accepted."""
+    """The labels of the name at ``pos``, which :func:`_walk_name` accepted."""
     labels = []
     while count := wire[pos]:
         if count >= 192:
@@ -361,11 +381,12 @@ def _skim(wire: bytes, pos: int, strict: bool) -> tuple[int, bytes | None] | Non
         return None
     opt_ttl = -1
     keepalive: bytes | None = None
+    good: set[int] = set()
     counts = _COUNTS.unpack_from(wire, 6)
     for section, count in enumerate(counts, 1):
         for _ in range(count):
             owner = pos
-            pos = _skip_name(wire, pos, end)
+            pos = _skip_name(wire, pos, end, good)
             if pos < 0 or pos + 10 > end:
                 return None
             rdtype, rdclass, ttl, rdlength = _RR_FIXED.unpack_from(wire, pos)
@@ -392,15 +413,19 @@ def _skim(wire: bytes, pos: int, strict: bool) -> tuple[int, bytes | None] | Non
                     elif code != _PADDING and strict:
                         return None
                     pos += length
-            elif strict and not _rdata_ok(wire, pos, rdend, rdtype, rdclass):
-                return None
+            elif strict:
+                if rdtype == _A and rdclass == _IN:  # the usual case, inline
+                    if rdlength != 4:
+                        return None
+                elif not _rdata_ok(wire, pos, rdend, rdtype, rdclass, good):
+                    return None
             pos = rdend
     if pos != end:
         return None
     return opt_ttl, keepalive
 
 
-def _rdata_ok(wire: bytes, pos: int, end: int, rdtype: int, rdclass: int) -> bool:
+def _rdata_ok(wire: bytes, pos: int, end: int, rdtype: int, rdclass: int, good: set[int]) -> bool:
     """True if dnspython's parser for this RDATA is sure to accept it."""
     if rdclass != _IN:
         return False
@@ -409,14 +434,14 @@ def _rdata_ok(wire: bytes, pos: int, end: int, rdtype: int, rdclass: int) -> boo
     if rdtype == _AAAA:
         return end - pos == 16
     if rdtype in _NAME_RDATA:
-        return _skip_name(wire, pos, end) == end
+        return _skip_name(wire, pos, end, good) == end
     if rdtype == _MX:
-        return end - pos > 2 and _skip_name(wire, pos + 2, end) == end
+        return end - pos > 2 and _skip_name(wire, pos + 2, end, good) == end
     if rdtype == _SOA:  # MNAME, RNAME, then five 32-bit fields
-        rname = _skip_name(wire, pos, end)
+        rname = _skip_name(wire, pos, end, good)
         if rname < 0:
             return False
-        serial = _skip_name(wire, rname, end)
+        serial = _skip_name(wire, rname, end, good)
         return serial >= 0 and serial + 20 == end
     if rdtype == _TXT:
         if pos == end:  # dnspython: "the list of strings must not be empty"
@@ -442,7 +467,7 @@ def wire_summary(
     question = None
     pos = DNS_HEADER_SIZE
     if qdcount:
-        after = _skip_name(wire, pos, len(wire))
+        after = _walk_name(wire, pos, len(wire))
         if after < 0 or after + 4 > len(wire):
             return None
         rdtype = dns.rdatatype.RdataType.make(_U16.unpack_from(wire, after)[0])
@@ -577,7 +602,13 @@ class DoTProtocol:
             raise ConnectionLost("the connection has already ended")
         if not isinstance(qname, dns.name.Name):
             raise TypeError(f"qname must be a dns.name.Name, not {type(qname).__name__}")
-        template = _template(qname.labels, rdtype, rdclass, dnssec, self.padding, self.keepalive)
+        key = (qname.labels, rdtype, rdclass, dnssec, self.padding, self.keepalive)
+        template = _TEMPLATES.get(key)
+        if template is None:
+            template = _template(qname, rdtype, rdclass, dnssec, self.padding, self.keepalive)
+            if len(_TEMPLATES) >= _MAX_TEMPLATES:
+                _TEMPLATES.clear()
+            _TEMPLATES[key] = template
         qid = self._allocate_id()
         self._pending[qid] = template
         return qid, _U16U16.pack(template.length, qid) + template.tail
