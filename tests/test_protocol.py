@@ -18,7 +18,7 @@ import dns.rrset
 import dns.tsig
 import dns.tsigkeyring
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 import dotclient
@@ -865,3 +865,483 @@ def test_tsig_signed_callers_message_is_not_mutated() -> None:
 
 def test_protocol_error_is_a_dot_error() -> None:
     assert issubclass(ProtocolError, dotclient.DoTError)
+
+
+# -- the lean path: send_question ---------------------------------------------------------
+
+KEEPALIVE = dns.edns.OptionType.KEEPALIVE
+
+
+def reference_query(
+    qname: dns.name.Name,
+    rdtype: int,
+    rdclass: int,
+    qid: int,
+    *,
+    dnssec: bool = False,
+    padding: int = DEFAULT_PADDING_BLOCK,
+    keepalive: bool = False,
+) -> bytes:
+    """What the general path renders for this question, framed."""
+    query = make_query(qname, rdtype, rdclass, dnssec=dnssec, padding=padding)
+    if keepalive:
+        query.use_edns(
+            0, query.ednsflags, 1232, options=[dns.edns.GenericOption(KEEPALIVE, b"")], pad=padding
+        )
+    return encode_frame(render_query(query, qid, padding))
+
+
+labels = st.binary(min_size=1, max_size=63)
+names = (
+    st.lists(labels, min_size=0, max_size=8)
+    .filter(lambda ls: sum(len(label) + 1 for label in ls) < 255)
+    .map(lambda ls: dns.name.Name([*ls, b""]))
+)
+query_types = st.integers(0, 65535).filter(
+    lambda t: not dns.rdatatype.is_metatype(t) or t == dns.rdatatype.ANY
+)
+
+
+@FAST
+@given(
+    qname=names,
+    rdtype=query_types,
+    rdclass=st.integers(0, 65535),
+    dnssec=st.booleans(),
+    padding=st.sampled_from([0, 1, 7, 64, 128, 468, 512]),
+    keepalive=st.booleans(),
+)
+def test_send_question_renders_what_make_query_renders(
+    qname: dns.name.Name,
+    rdtype: int,
+    rdclass: int,
+    dnssec: bool,
+    padding: int,
+    keepalive: bool,
+) -> None:
+    proto = DoTProtocol(padding=padding, keepalive=keepalive)
+    qid, data = proto.send_question(qname, rdtype, rdclass, dnssec=dnssec)
+    expected = reference_query(
+        qname, rdtype, rdclass, qid, dnssec=dnssec, padding=padding, keepalive=keepalive
+    )
+    assert data == expected
+    # and the same through send_query, which adds the keepalive option itself
+    qid2, data2 = proto.send_query(make_query(qname, rdtype, rdclass, dnssec=dnssec))
+    assert data2 == reference_query(
+        qname, rdtype, rdclass, qid2, dnssec=dnssec, padding=padding, keepalive=keepalive
+    )
+
+
+def test_send_question_keepalive_option_comes_before_padding() -> None:
+    proto = DoTProtocol(keepalive=True)
+    _, data = proto.send_question(dns.name.from_text("example.com."), 1, 1)
+    kinds = [o.otype for o in unframe(data).options]
+    assert kinds == [KEEPALIVE, dns.edns.OptionType.PADDING]
+    assert unframe(data).options[0].to_wire() == b""
+
+
+def test_send_query_keepalive_is_not_doubled_and_needs_no_padding() -> None:
+    proto = DoTProtocol(padding=0, keepalive=True)
+    query = make_query("example.com")
+    query.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(KEEPALIVE, b"")])
+    _, data = proto.send_query(query)
+    assert [o.otype for o in unframe(data).options] == [KEEPALIVE]
+    no_edns = dns.message.make_query("example.com", "A", use_edns=False)
+    _, data = proto.send_query(no_edns)
+    sent = unframe(data)
+    assert sent.edns == 0
+    assert [o.otype for o in sent.options] == [KEEPALIVE]
+    assert no_edns.edns == -1
+
+
+def test_send_question_registers_the_query() -> None:
+    proto = DoTProtocol()
+    qname = dns.name.from_text("Example.COM.")
+    qid, data = proto.send_question(qname, dns.rdatatype.A, dns.rdataclass.IN)
+    sent = unframe(data)
+    assert sent.id == qid
+    assert sent.question[0].name.labels == qname.labels  # case as given
+    assert proto.in_flight == 1
+    assert proto.result(qid) is None
+    response = answer(data)
+    proto.receive_data(frame(response))
+    wire = proto.result(qid)
+    assert wire == response.to_wire()
+    assert proto.answered == 1
+    assert proto.in_flight == 0
+
+
+def test_send_question_ids_are_random_and_unique() -> None:
+    proto = DoTProtocol()
+    qname = dns.name.from_text("example.com.")
+    ids = [proto.send_question(qname, 1, 1)[0] for _ in range(300)]
+    assert len(set(ids)) == 300
+    assert max(ids) - min(ids) > 30000
+
+
+@pytest.mark.parametrize(
+    ("qname", "rdtype", "rdclass", "error", "fragment"),
+    [
+        (dns.name.from_text("rel", origin=None), 1, 1, ValueError, "not absolute"),
+        (dns.name.from_text("example.com."), 41, 1, ValueError, "meta-type OPT"),
+        (dns.name.from_text("example.com."), 252, 1, ValueError, "meta-type AXFR"),
+        (dns.name.from_text("example.com."), 70000, 1, ValueError, "invalid query"),
+        (dns.name.from_text("example.com."), 1, -1, ValueError, "invalid query"),
+        ("example.com.", 1, 1, TypeError, "dns.name.Name"),
+    ],
+)
+def test_send_question_bad_input(
+    qname: object, rdtype: int, rdclass: int, error: type[Exception], fragment: str
+) -> None:
+    proto = DoTProtocol()
+    with pytest.raises(error, match=fragment):
+        proto.send_question(qname, rdtype, rdclass)  # type: ignore[arg-type]
+    assert proto.in_flight == 0
+    assert proto.send_question(dns.name.from_text("ok.example."), 1, 1)[0] >= 0
+
+
+def test_send_question_after_eof() -> None:
+    proto = DoTProtocol()
+    proto.receive_data(b"")
+    with pytest.raises(ConnectionLost, match="already ended"):
+        proto.send_question(dns.name.from_text("example.com."), 1, 1)
+
+
+# -- the lean path: checking responses from their bytes -----------------------------------
+
+
+class _CountParses:
+    """Counts dns.message.from_wire calls (patched into dnspython)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = dns.message.from_wire
+
+        def counting(*args: object, **kwargs: object) -> dns.message.Message:
+            self.calls += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(dns.message, "from_wire", counting)
+
+
+def _lean(name: str = "example.com", rdtype: str = "A", **kwargs: bool) -> tuple:
+    proto = DoTProtocol(**kwargs)
+    qname = dns.name.from_text(name)
+    qid, data = proto.send_question(qname, dns.rdatatype.from_text(rdtype), 1)
+    return proto, qid, data
+
+
+def _respond(data: bytes, *records: str, pad: int = 468, **options: bytes) -> dns.message.Message:
+    """A response to framed query ``data`` with ``records`` ("owner TTL TYPE rdata") in the
+    answer, padded like unbound pads, plus generic EDNS options code=data."""
+    response = dns.message.make_response(unframe(data))
+    for record in records:
+        owner, ttl, rdtype, rdata = record.split(" ", 3)
+        response.answer.append(dns.rrset.from_text(owner, int(ttl), "IN", rdtype, rdata))
+    opts = [dns.edns.GenericOption(int(code[1:]), value) for code, value in options.items()]
+    response.use_edns(0, 0, 1232, options=opts, pad=pad)
+    return response
+
+
+@pytest.mark.parametrize(
+    ("rdtype", "records"),
+    [
+        ("A", ["example.com. 300 A 192.0.2.1", "example.com. 300 A 192.0.2.2"]),
+        ("AAAA", ["example.com. 300 AAAA 2001:db8::1"]),
+        ("A", ["example.com. 60 CNAME www.example.net.", "www.example.net. 60 A 192.0.2.7"]),
+        ("MX", ["example.com. 60 MX 10 mail.example.com."]),
+        ("TXT", ['example.com. 60 TXT "v=spf1 -all" ""']),
+        ("NS", ["example.com. 60 NS ns1.example.com.", "example.com. 60 NS ns2.example.com."]),
+        ("SOA", ["example.com. 60 SOA ns1.example.com. h.example.com. 1 2 3 4 5"]),
+        ("PTR", ["example.com. 60 PTR host.example."]),
+    ],
+)
+def test_lean_accepts_common_answers_without_parsing(
+    monkeypatch: pytest.MonkeyPatch, rdtype: str, records: list[str]
+) -> None:
+    proto, qid, data = _lean("example.com", rdtype)
+    response = _respond(data, *records)
+    wire = response.to_wire()
+    parses = _CountParses(monkeypatch)
+    proto.receive_data(frame(wire))
+    assert proto.result(qid) == wire
+    assert parses.calls == 0
+
+
+def test_lean_falls_back_to_dnspython_for_other_records(monkeypatch: pytest.MonkeyPatch) -> None:
+    proto, qid, data = _lean("example.com", "A")
+    response = _respond(data, "example.com. 300 A 192.0.2.1")
+    response.answer.append(
+        dns.rrset.from_text(
+            "example.com.", 300, "IN", "RRSIG",
+            "A 13 2 300 20300101000000 20200101000000 12345 example.com. AAAA",
+        )
+    )  # fmt: skip
+    wire = response.to_wire()
+    parses = _CountParses(monkeypatch)
+    proto.receive_data(frame(wire))
+    assert proto.result(qid) == wire  # still bytes
+    assert parses.calls == 1
+
+
+def test_lean_name_compared_case_insensitively() -> None:
+    proto, qid, data = _lean("MiXeD.Example.TEST")
+    response = _respond(data, "mixed.EXAMPLE.test. 300 A 192.0.2.1")
+    response.question[0].name = dns.name.from_text("mixed.EXAMPLE.test.")
+    wire = response.to_wire()
+    assert b"mixed" in wire
+    proto.receive_data(frame(wire))
+    assert proto.result(qid) == wire
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"rdtype": "AAAA"}, "question example.com. IN AAAA, expected example.com. IN A"),
+        ({"rdclass": "CH"}, "question example.com. CH A, expected example.com. IN A"),
+        ({"name": "other.example."}, "question other.example. IN A, expected example.com. IN A"),
+        ({"opcode": "NOTIFY"}, "opcode NOTIFY, expected QUERY"),
+    ],
+)
+def test_lean_mismatched_question_or_opcode(changes: dict[str, object], detail: str) -> None:
+    proto, qid, data = _lean("example.com", "A")
+    proto.receive_data(frame(_response_wire(data, **changes)))
+    assert proto.answered == 0
+    with pytest.raises(ProtocolError) as info:
+        proto.result(qid)
+    assert str(info.value) == f"response to query {qid} does not match: {detail}"
+
+
+def test_lean_missing_qr_bit_and_echo() -> None:
+    proto, qid, data = _lean()
+    proto.receive_data(data)
+    with pytest.raises(ProtocolError, match="no QR bit"):
+        proto.result(qid)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        b"\x00\x01\x00\x00\x00\x00\x00\x00",
+        b"\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com",
+        b"\x00\x00\x00\x00\x00\x00\x00\x00junk",
+        b"\xff" * 30,
+    ],
+)
+def test_lean_malformed_response(tail: bytes) -> None:
+    proto, qid, _ = _lean()
+    proto.receive_data(frame(struct.pack("!HH", qid, 0x8180) + tail))
+    with pytest.raises(ProtocolError, match=f"malformed response to query {qid}"):
+        proto.result(qid)
+
+
+@pytest.mark.parametrize(
+    ("rcode", "ok"),
+    [
+        (dns.rcode.REFUSED, True),
+        (dns.rcode.SERVFAIL, True),
+        (dns.rcode.FORMERR, True),
+        (dns.rcode.NOTIMP, True),
+        (dns.rcode.NOERROR, False),
+        (dns.rcode.NXDOMAIN, False),
+        (dns.rcode.BADVERS, False),  # 16: REFUSED's low bits, plus extended bits in the OPT
+    ],
+)
+def test_lean_questionless_responses(
+    monkeypatch: pytest.MonkeyPatch, rcode: dns.rcode.Rcode, ok: bool
+) -> None:
+    proto, qid, data = _lean()
+    response = _respond(data)
+    response.question = []
+    response.set_rcode(rcode)
+    wire = response.to_wire()
+    parses = _CountParses(monkeypatch)
+    proto.receive_data(frame(wire))
+    if ok:
+        assert proto.result(qid) == wire
+        assert parses.calls == 0
+    else:
+        with pytest.raises(ProtocolError, match="no question section"):
+            proto.result(qid)
+
+
+def test_lean_tsig_signed_response_is_rejected() -> None:
+    proto, qid, data = _lean()
+    response = _respond(data, "example.com. 300 A 192.0.2.1")
+    response.use_tsig(KEYRING, keyname="tsig-key.")
+    proto.receive_data(frame(response))
+    with pytest.raises(ProtocolError, match="malformed response"):
+        proto.result(qid)
+
+
+def test_keepalive_timeout_from_lean_and_full_responses() -> None:
+    proto, qid, data = _lean(keepalive=True)
+    assert proto.keepalive_timeout is None
+    proto.receive_data(frame(_respond(data, o11=b"")))  # an empty option offers nothing
+    assert isinstance(proto.result(qid), bytes)
+    assert proto.keepalive_timeout is None
+    qid, data = proto.send_question(dns.name.from_text("example.com."), 1, 1)
+    proto.receive_data(frame(_respond(data, o11=b"\x01\x2c")))  # 300 x 100 ms
+    assert proto.result(qid) is not None
+    assert proto.keepalive_timeout == 30.0
+    qid, data = proto.send_query(make_query("example.com"))
+    proto.receive_data(frame(_respond(data, o11=b"\x00\x05")))
+    assert isinstance(proto.result(qid), dns.message.Message)
+    assert proto.keepalive_timeout == 0.5
+
+
+def test_lean_and_full_results_can_be_mixed() -> None:
+    proto = DoTProtocol()
+    q1, d1 = proto.send_question(dns.name.from_text("a.example."), 1, 1)
+    q2, d2 = proto.send_query(make_query("b.example"))
+    proto.receive_data(frame(answer(d2)) + frame(answer(d1)))
+    assert isinstance(proto.result(q1), bytes)
+    assert isinstance(proto.result(q2), dns.message.Message)
+
+
+# -- the lean path never accepts what dnspython would not ---------------------------------
+
+
+def _base_responses() -> list[bytes]:
+    """Real responses (ID 0) to questions for example.com. A, rendered by dnspython."""
+    query = make_query("example.com", "A")
+    query.id = 0
+    data = encode_frame(query.to_wire())
+    out = []
+    for records in (
+        ["example.com. 300 A 192.0.2.1", "example.com. 300 A 192.0.2.2"],
+        ["example.com. 60 CNAME www.example.net.", "www.example.net. 60 A 192.0.2.7"],
+        ["example.com. 60 CNAME a.example.com.", "a.example.com. 60 A 192.0.2.7"],
+        [],
+    ):
+        for pad in (0, 128):
+            out.append(_respond(data, *records, pad=pad, o11=b"\x00\x10").to_wire())
+    nx = _respond(data, pad=0)
+    nx.set_rcode(dns.rcode.NXDOMAIN)
+    nx.authority.append(
+        dns.rrset.from_text("com.", 60, "IN", "SOA", "a.nic.com. n.com. 1 2 3 4 5")
+    )
+    nx.authority.append(dns.rrset.from_text("com.", 60, "IN", "NS", "a.nic.com."))
+    nx.additional.append(dns.rrset.from_text("a.nic.com.", 60, "IN", "AAAA", "2001:db8::53"))
+    nx.additional.append(dns.rrset.from_text("a.nic.com.", 60, "IN", "TXT", '"x" "yz"'))
+    nx.additional.append(dns.rrset.from_text("a.nic.com.", 60, "IN", "MX", "5 b.nic.com."))
+    out.append(nx.to_wire())
+    refused = _respond(data, pad=0)
+    refused.question = []
+    refused.set_rcode(dns.rcode.REFUSED)
+    out.append(refused.to_wire())
+    return out
+
+
+BASES = _base_responses()
+
+
+@st.composite
+def mutated_responses(draw: st.DrawFn) -> bytes:
+    wire = bytearray(draw(st.sampled_from(BASES)))
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["flip", "byte", "count", "cut", "tail", "insert", "drop"]))
+        if kind == "flip" and len(wire) > 2:
+            pos = draw(st.integers(2, len(wire) - 1))
+            wire[pos] ^= 1 << draw(st.integers(0, 7))
+        elif kind == "byte" and len(wire) > 2:
+            wire[draw(st.integers(2, len(wire) - 1))] = draw(
+                st.sampled_from([0, 1, 2, 4, 16, 63, 64, 0xC0, 0xC1, 0xFF])
+            )
+        elif kind == "count":
+            field = draw(st.sampled_from([4, 6, 8, 10]))
+            struct.pack_into("!H", wire, field, draw(st.integers(0, 5)))
+        elif kind == "cut":
+            del wire[draw(st.integers(12, len(wire))) :]
+        elif kind == "tail":
+            wire += draw(st.binary(min_size=1, max_size=30))
+        elif kind == "insert":
+            pos = draw(st.integers(12, len(wire)))
+            wire[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        elif kind == "drop" and len(wire) > 13:
+            pos = draw(st.integers(12, len(wire) - 1))
+            del wire[pos : pos + draw(st.integers(1, 8))]
+    return bytes(wire)
+
+
+def _random_messages() -> st.SearchStrategy[bytes]:
+    # header with QR and opcode QUERY (and sometimes sane counts), then random bytes
+    return st.tuples(
+        st.integers(0, 0xFFFF).map(lambda f: (f | 0x8000) & ~0x7800),
+        st.tuples(*[st.integers(0, 3)] * 4),
+        st.binary(max_size=120),
+    ).map(lambda t: struct.pack("!HHHHHH", 0, t[0], *t[1]) + t[2])
+
+
+def _outcome(proto: DoTProtocol, qid: int) -> tuple[str, object]:
+    try:
+        return "ok", proto.result(qid)
+    except ProtocolError as exc:
+        return "error", str(exc)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(body=st.one_of(mutated_responses(), _random_messages()))
+def test_lean_check_agrees_with_dnspython(body: bytes) -> None:
+    qname = dns.name.from_text("example.com.")
+    lean = DoTProtocol(padding=0)
+    full = DoTProtocol(padding=0)
+    lean_id, _ = lean.send_question(qname, dns.rdatatype.A, dns.rdataclass.IN)
+    # The same ID on both: a compression pointer may point into it.
+    full._allocate_id = lambda: lean_id  # type: ignore[method-assign]
+    full_id, _ = full.send_query(make_query(qname, "A"))
+    lean_wire = struct.pack("!H", lean_id) + body[2:]
+    template = lean._pending[lean_id]
+    # The QR bit is checked before, for both paths.
+    accepted = bool(body[2] & 0x80) and lean._lean_accept(lean_wire, template)  # type: ignore[arg-type]
+    if accepted:
+        dns.message.from_wire(lean_wire, one_rr_per_rrset=False)  # must not raise
+    lean.receive_data(frame(lean_wire))
+    full.receive_data(frame(lean_wire))
+    lean_kind, lean_value = _outcome(lean, lean_id)
+    full_kind, full_value = _outcome(full, full_id)
+    assert lean_kind == full_kind, (lean_value, full_value)
+    if lean_kind == "ok":
+        assert lean_value == lean_wire
+    else:
+        assert lean_value == full_value
+    assert not accepted or lean_kind == "ok"
+    event(f"lean path {'accepts' if accepted else 'defers'}, outcome {lean_kind}")
+
+
+@pytest.mark.parametrize("base", range(len(BASES)))
+def test_lean_accepts_every_unmutated_base(base: int) -> None:
+    proto = DoTProtocol(padding=0)
+    qid, _ = proto.send_question(dns.name.from_text("example.com."), 1, 1)
+    wire = struct.pack("!H", qid) + BASES[base][2:]
+    assert proto._lean_accept(wire, proto._pending[qid])  # type: ignore[arg-type]
+
+
+# -- IDs: the reserved set ----------------------------------------------------------------
+
+
+def test_abandoned_count_and_ids_freed_on_collection(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = _FakeSecrets([1, 2, 1, 2, 1, 3])
+    monkeypatch.setattr("dotclient._protocol.secrets", fake)
+    proto = DoTProtocol()
+    qname = dns.name.from_text("a.example.")
+    q1, d1 = proto.send_question(qname, 1, 1)
+    q2, _ = proto.send_question(qname, 1, 1)
+    assert (q1, q2) == (1, 2)
+    proto.abandon(q2)
+    assert proto.abandoned == 1
+    proto.receive_data(frame(answer(d1)))
+    assert proto.result(q1) is not None  # collected: 1 is free again, 2 is not
+    assert proto.send_question(qname, 1, 1)[0] == 1
+    with pytest.raises(ConnectionLost):
+        proto.receive_data(b"")
+        proto.result(1)
+    assert proto.send_query is not None
+    assert proto.abandoned == 1
+
+
+def test_all_ids_in_use_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    proto = DoTProtocol()
+    proto._reserved.update(range(65536))
+    with pytest.raises(RuntimeError, match="65,536"):
+        proto.send_question(dns.name.from_text("a.example."), 1, 1)

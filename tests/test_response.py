@@ -6,6 +6,7 @@ import pickle
 import threading
 from collections.abc import Callable
 
+import dns.edns
 import dns.message
 import dns.name
 import dns.rcode
@@ -14,9 +15,12 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import dotclient
 from dotclient import RcodeError, Response, TLSInfo, parse_server
+from dotclient._protocol import wire_summary
 
 SERVER = parse_server("192.0.2.53#dot.test")
 TLS = TLSInfo(
@@ -58,7 +62,9 @@ def message(
     return response
 
 
-def respond(msg: dns.message.Message, tls: TLSInfo = TLS, elapsed: float = 0.0123) -> Response:
+def respond(
+    msg: dns.message.Message | bytes, tls: TLSInfo = TLS, elapsed: float = 0.0123
+) -> Response:
     return Response(msg, SERVER, elapsed, tls)
 
 
@@ -279,3 +285,211 @@ def test_response_is_frozen_and_pickles() -> None:
     assert clone.addresses() == ["192.0.2.1"]
     assert clone.server == SERVER
     assert clone.tls == TLS
+
+
+# -- built from the received bytes: parsed only when needed -------------------------------
+
+
+class _CountParses:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = dns.message.from_wire
+
+        def counting(*args: object, **kwargs: object) -> dns.message.Message:
+            self.calls += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(dns.message, "from_wire", counting)
+
+
+def padded(msg: dns.message.Message, *options: dns.edns.Option) -> bytes:
+    """``msg`` in wire format with EDNS(0), padded as a DoT server pads (RFC 8467)."""
+    msg.use_edns(0, msg.ednsflags, 1232, options=list(options), pad=468)
+    return msg.to_wire()
+
+
+def test_bytes_response_parses_only_when_the_message_is_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wire = padded(message("www.example.test.", "A", *CHAIN))
+    parses = _CountParses(monkeypatch)
+    response = respond(wire)
+    assert response.rcode == dns.rcode.NOERROR
+    assert response.question == (dns.name.from_text("www.example.test."), dns.rdatatype.A)
+    assert repr(response).startswith("<Response www.example.test. A NOERROR from ")
+    assert response.raise_for_rcode() is response
+    assert response.wire == wire
+    assert response.resumed is False
+    assert response.server is SERVER
+    assert parses.calls == 0
+    assert response.answer[0].rdtype == dns.rdatatype.CNAME
+    assert parses.calls == 1
+    assert sorted(response.addresses()) == ["192.0.2.1", "192.0.2.2"]
+    assert response.rrset is not None
+    first = response.message
+    assert response.message is first
+    assert parses.calls == 1
+
+
+@pytest.mark.parametrize("attribute", ["message", "answer", "rrset"])
+def test_each_message_accessor_parses_once(
+    monkeypatch: pytest.MonkeyPatch, attribute: str
+) -> None:
+    wire = padded(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    parses = _CountParses(monkeypatch)
+    response = respond(wire)
+    getattr(response, attribute)
+    getattr(response, attribute)
+    assert parses.calls == 1
+
+
+def _cases() -> list[dns.message.Message]:
+    questionless = message("a.example.test.", "A", rcode=dns.rcode.REFUSED)
+    questionless.question = []
+    return [
+        message("www.example.test.", "A", *CHAIN),
+        message("www.example.test.", "AAAA", *reversed(CHAIN)),
+        message("nx.example.test.", "A", rcode=dns.rcode.NXDOMAIN),
+        message("a.example.test.", "TXT", rcode=dns.rcode.SERVFAIL),
+        message("x.example.test.", "A", "x.example.test. CNAME x.example.test."),
+        message("example.test.", "MX", "example.test. MX 10 mail.example.test."),
+        message("a.example.test.", "TYPE65280"),
+        questionless,
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_cases())))
+@pytest.mark.parametrize("pad", [False, True])
+def test_bytes_and_message_responses_agree(case: int, pad: bool) -> None:
+    msg = _cases()[case]
+    wire = padded(msg) if pad else msg.to_wire()
+    from_bytes = respond(wire, elapsed=0.5)
+    from_message = respond(dns.message.from_wire(wire), elapsed=0.5)
+    assert from_bytes.rcode == from_message.rcode
+    assert type(from_bytes.rcode) is type(from_message.rcode)
+    assert from_bytes.question == from_message.question
+    assert repr(from_bytes) == repr(from_message)
+    assert from_bytes.addresses() == from_message.addresses()
+    assert (from_bytes.rrset is None) == (from_message.rrset is None)
+    assert from_bytes.wire == from_message.wire == wire
+    assert from_bytes.message == from_message.message
+    if from_bytes.rcode != dns.rcode.NOERROR:
+        with pytest.raises(RcodeError) as one:
+            from_bytes.raise_for_rcode()
+        with pytest.raises(RcodeError) as other:
+            from_message.raise_for_rcode()
+        assert str(one.value) == str(other.value)
+
+
+def test_extended_rcode_comes_from_the_opt_record(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = message("a.example.test.", "A")
+    msg.use_edns(0, 0, 1232)
+    msg.set_rcode(dns.rcode.BADVERS)  # 16: the upper bits live in the OPT TTL
+    wire = msg.to_wire()
+    assert wire[3] & 0x0F == 0
+    parses = _CountParses(monkeypatch)
+    response = respond(wire)
+    assert response.rcode == dns.rcode.BADVERS
+    with pytest.raises(RcodeError, match="BADVERS"):
+        response.raise_for_rcode()
+    assert parses.calls == 0
+
+
+def test_dnssec_records_do_not_force_a_parse_for_rcode(monkeypatch: pytest.MonkeyPatch) -> None:
+    msg = message("a.example.test.", "A", "a.example.test. A 192.0.2.1")
+    msg.answer.append(
+        dns.rrset.from_text(
+            "a.example.test.", 300, "IN", "RRSIG",
+            "A 13 3 300 20300101000000 20200101000000 12345 example.test. AAAA",
+        )
+    )  # fmt: skip
+    parses = _CountParses(monkeypatch)
+    response = respond(padded(msg))
+    assert response.rcode == dns.rcode.NOERROR
+    assert response.question is not None
+    assert parses.calls == 0
+    assert response.addresses() == ["192.0.2.1"]
+
+
+def test_questionless_bytes_response() -> None:
+    msg = message("a.example.test.", "A", rcode=dns.rcode.REFUSED)
+    msg.question = []
+    response = respond(msg.to_wire())
+    assert response.question is None
+    assert repr(response).startswith("<Response ? REFUSED from ")
+    assert response.rrset is None
+
+
+def test_malformed_bytes_raise_protocol_error_naming_the_server() -> None:
+    response = respond(b"\x12\x34\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00\x07example")
+    with pytest.raises(dotclient.ProtocolError, match=r"malformed response from 192\.0\.2\.53"):
+        _ = response.message
+    with pytest.raises(dotclient.ProtocolError):
+        _ = response.rcode
+    with pytest.raises(dotclient.ProtocolError):
+        response.addresses()
+
+
+def test_wire_of_a_message_built_response() -> None:
+    received = padded(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    assert respond(dns.message.from_wire(received)).wire == received
+    built = message("a.example.test.", "A", "a.example.test. A 192.0.2.1")
+    wire = respond(built).wire
+    assert dns.message.from_wire(wire).answer == built.answer
+
+
+def test_resumed_comes_from_the_tls_info() -> None:
+    resumed = TLSInfo(
+        version="TLSv1.3",
+        cipher=None,
+        alpn=None,
+        authenticated=True,
+        auth_error=None,
+        peer_pins=(),
+        resumed=True,
+    )
+    msg = message("a.example.test.", "A")
+    assert respond(msg, tls=resumed).resumed is True
+    assert respond(msg).resumed is False
+
+
+def test_bytes_response_is_immutable_and_pickles(monkeypatch: pytest.MonkeyPatch) -> None:
+    wire = padded(message("a.example.test.", "A", "a.example.test. A 192.0.2.1"))
+    response = respond(wire)
+    for name in ("elapsed", "message", "wire", "_message", "_wire", "other"):
+        with pytest.raises(AttributeError):
+            setattr(response, name, None)
+    with pytest.raises(AttributeError):
+        del response._wire
+    parses = _CountParses(monkeypatch)
+    clone = pickle.loads(pickle.dumps(response))
+    assert clone.wire == wire
+    assert clone.rcode == dns.rcode.NOERROR
+    assert parses.calls == 0
+    assert clone.addresses() == ["192.0.2.1"]
+    assert clone.tls == TLS
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    case=st.integers(0, len(_cases()) - 1),
+    flips=st.lists(st.tuples(st.integers(2, 400), st.integers(0, 7)), max_size=3),
+    cut=st.integers(0, 40),
+)
+def test_wire_summary_agrees_with_dnspython(
+    case: int, flips: list[tuple[int, int]], cut: int
+) -> None:
+    wire = bytearray(padded(_cases()[case]))
+    for pos, bit in flips:
+        if pos < len(wire):
+            wire[pos] ^= 1 << bit
+    if cut:
+        del wire[-cut:]
+    summary = wire_summary(bytes(wire))
+    try:
+        msg = dns.message.from_wire(bytes(wire))
+    except Exception:
+        return  # the summary may say anything for bytes that do not parse
+    if summary is not None:
+        q = msg.question[0] if msg.question else None
+        assert summary == (msg.rcode(), (q.name, q.rdtype) if q is not None else None)
