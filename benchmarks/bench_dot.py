@@ -371,6 +371,8 @@ def main() -> int:
             f"{(mem['peak'] - mem['idle']) / 1024:.1f} MiB above idle "
             f"({mem['rate']:.0f} queries/s)"
         )
+        if args.profile:
+            profile(spec, ca_file, args.profile)
     return 0
 
 

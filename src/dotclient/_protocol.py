@@ -34,6 +34,7 @@ __all__ = [
     "MAX_PADDING_BLOCK",
     "DoTProtocol",
     "FrameDecoder",
+    "check_question",
     "encode_frame",
     "make_query",
     "render_query",
@@ -132,6 +133,25 @@ class FrameDecoder:
         return f"inside a message ({left - 2} of {length} octets)"
 
 
+def check_question(
+    qname: dns.name.Name | str,
+    rdtype: dns.rdatatype.RdataType | str | int,
+    rdclass: dns.rdataclass.RdataClass | str | int,
+) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
+    """Parse a question's name, type and class; raise ``ValueError`` for bad ones
+    (unknown mnemonics, names too long, meta-types other than ANY)."""
+    try:
+        if isinstance(qname, str):
+            qname = dns.name.from_text(qname)
+        rdtype = dns.rdatatype.RdataType.make(rdtype)
+        rdclass = dns.rdataclass.RdataClass.make(rdclass)
+    except dns.exception.DNSException as exc:
+        raise ValueError(f"invalid query: {exc}") from exc
+    if dns.rdatatype.is_metatype(rdtype) and rdtype != dns.rdatatype.ANY:
+        raise ValueError(f"cannot query for meta-type {rdtype.name}")
+    return qname, rdtype, rdclass
+
+
 def make_query(
     qname: dns.name.Name | str,
     rdtype: dns.rdatatype.RdataType | str | int = dns.rdatatype.A,
@@ -145,15 +165,7 @@ def make_query(
     ``dnssec=True`` sets the DO bit (RFC 3225); ``padding`` > 0 pads it to that block
     size when rendered (RFC 8467). Bad names or types raise ``ValueError``.
     """
-    try:
-        if isinstance(qname, str):
-            qname = dns.name.from_text(qname)
-        rdtype = dns.rdatatype.RdataType.make(rdtype)
-        rdclass = dns.rdataclass.RdataClass.make(rdclass)
-    except dns.exception.DNSException as exc:
-        raise ValueError(f"invalid query: {exc}") from exc
-    if dns.rdatatype.is_metatype(rdtype) and rdtype != dns.rdatatype.ANY:
-        raise ValueError(f"cannot query for meta-type {rdtype.name}")
+    qname, rdtype, rdclass = check_question(qname, rdtype, rdclass)
     return dns.message.make_query(
         qname, rdtype, rdclass, use_edns=0, want_dnssec=dnssec, payload=1232, pad=padding
     )
@@ -632,19 +644,6 @@ class DoTProtocol:
         self._pending[qid] = _Pending(message, mac)
         return qid, encode_frame(wire)
 
-    def send_question(
-        self, qname: dns.name.Name, rdtype: int, rdclass: int, *, dnssec: bool = False
-    ) -> tuple[int, bytes]:
-        """TEMPORARY shim until the lean path lands."""
-        return self.send_query(make_query(qname, rdtype, rdclass, dnssec=dnssec))
-
-    @property
-    def abandoned(self) -> int:
-        """TEMPORARY shim."""
-        return len(self._abandoned)
-
-    keepalive_timeout: float | None = None
-
     def abandon(self, query_id: int) -> None:
         """Stop waiting for ``query_id``; a late answer to it will be dropped."""
         if self._pending.pop(query_id, None) is not None:
@@ -834,22 +833,3 @@ class DoTProtocol:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-
-
-def check_question(
-    qname: dns.name.Name | str,
-    rdtype: dns.rdatatype.RdataType | str | int,
-    rdclass: dns.rdataclass.RdataClass | str | int,
-) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
-    """Parse a question's name, type and class; raise ``ValueError`` for bad ones
-    (unknown mnemonics, names too long, meta-types other than ANY)."""
-    try:
-        if isinstance(qname, str):
-            qname = dns.name.from_text(qname)
-        rdtype = dns.rdatatype.RdataType.make(rdtype)
-        rdclass = dns.rdataclass.RdataClass.make(rdclass)
-    except dns.exception.DNSException as exc:
-        raise ValueError(f"invalid query: {exc}") from exc
-    if dns.rdatatype.is_metatype(rdtype) and rdtype != dns.rdatatype.ANY:
-        raise ValueError(f"cannot query for meta-type {rdtype.name}")
-    return qname, rdtype, rdclass
