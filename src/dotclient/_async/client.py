@@ -113,7 +113,11 @@ class AsyncConnection:
         self._mutex = mutex
         self._write_lock = AsyncLock()
         self._waiters: dict[int, backend.Event] = {}
+        # When each unanswered query was sent, in sending order (dicts keep it), and
+        # the IDs of those sent while another was unanswered.
         self._sent_at: dict[int, float] = {}
+        self._order: collections.deque[int] = collections.deque()
+        self._behind: set[int] = set()
         self._reading = False
         self._broken: DoTError | None = None
         #: Queries assigned to this connection and not finished (pool bookkeeping).
@@ -213,7 +217,10 @@ class AsyncConnection:
                 name, rdtype, rdclass, dnssec = request
                 qid, data = protocol.send_question(name, rdtype, rdclass, dnssec=dnssec)
             self._waiters[qid] = backend.Event()
+            if self._sent_at:
+                self._behind.add(qid)
             self._sent_at[qid] = time.monotonic()
+            self._order.append(qid)
         try:
             if not await self._write_lock.acquire(remaining(deadline, self.server)):
                 raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
@@ -235,6 +242,7 @@ class AsyncConnection:
         with self._mutex:
             self._waiters.pop(qid, None)
             self._sent_at.pop(qid, None)
+            self._behind.discard(qid)
             self.protocol.abandon(qid)
             if not self._reading:
                 for event in self._waiters.values():
@@ -244,8 +252,10 @@ class AsyncConnection:
     def _stall_deadline(self) -> float | None:
         """When silence means the server dropped the queries pipelined behind an
         answered one: only once some answer has come after they were sent."""
-        oldest = min(self._sent_at.values(), default=None)
-        if oldest is None or self.last_answer <= oldest:
+        order, sent_at = self._order, self._sent_at
+        while order and order[0] not in sent_at:  # answered or given up: drop lazily
+            order.popleft()
+        if not order or self.last_answer <= sent_at[order[0]]:
             return None
         return self.last_data + _STALL
 
@@ -306,11 +316,11 @@ class AsyncConnection:
                     for other in ready:
                         if other != qid and other in self._waiters:
                             self._waiters[other].set()
-                        sent = self._sent_at.pop(other, None)
-                        if sent is not None and not self.pipelined:
+                        self._sent_at.pop(other, None)
+                        if other in self._behind:
                             # Answered although sent while another was unanswered.
-                            if any(t < sent for t in self._sent_at.values()):
-                                self.pipelined_answers += 1
+                            self._behind.discard(other)
+                            self.pipelined_answers += 1
         finally:
             self._leave(qid)
 
@@ -598,7 +608,7 @@ class AsyncClient:
             else:
                 self._after_answer(connection)
             finally:
-                await self._release(connection)
+                self._release(connection)
             return self._config.response(query, answer, started, connection.tls)
 
     def _count(self, what: str) -> None:
@@ -710,7 +720,7 @@ class AsyncClient:
                 self._stats.unmatched += connection.protocol.unmatched
             self._wake_slot()
 
-    async def _release(self, connection: AsyncConnection) -> None:
+    def _release(self, connection: AsyncConnection) -> None:
         with self._mutex:
             connection.reserved -= 1
             self._wake_slot()
@@ -729,7 +739,9 @@ class AsyncClient:
                         self._idle_timeout(connection), lambda: self._idle_check(connection)
                     )
         if close:
-            await connection.stream.aclose()
+            # Not awaited: the answer is in hand, and a server that closed first never
+            # sends its close_notify, which the graceful close would wait a second for.
+            connection.stream.close_nowait()
 
     def _idle_timeout(self, connection: AsyncConnection) -> float:
         """Our idle timeout, or shorter if the server offered one (RFC 7828 section

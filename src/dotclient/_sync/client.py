@@ -113,7 +113,11 @@ class Connection:
         self._mutex = mutex
         self._write_lock = Lock()
         self._waiters: dict[int, backend.Event] = {}
+        # When each unanswered query was sent, in sending order (dicts keep it), and
+        # the IDs of those sent while another was unanswered.
         self._sent_at: dict[int, float] = {}
+        self._order: collections.deque[int] = collections.deque()
+        self._behind: set[int] = set()
         self._reading = False
         self._broken: DoTError | None = None
         #: Queries assigned to this connection and not finished (pool bookkeeping).
@@ -213,7 +217,10 @@ class Connection:
                 name, rdtype, rdclass, dnssec = request
                 qid, data = protocol.send_question(name, rdtype, rdclass, dnssec=dnssec)
             self._waiters[qid] = backend.Event()
+            if self._sent_at:
+                self._behind.add(qid)
             self._sent_at[qid] = time.monotonic()
+            self._order.append(qid)
         try:
             if not self._write_lock.acquire(remaining(deadline, self.server)):
                 raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
@@ -235,6 +242,7 @@ class Connection:
         with self._mutex:
             self._waiters.pop(qid, None)
             self._sent_at.pop(qid, None)
+            self._behind.discard(qid)
             self.protocol.abandon(qid)
             if not self._reading:
                 for event in self._waiters.values():
@@ -244,8 +252,10 @@ class Connection:
     def _stall_deadline(self) -> float | None:
         """When silence means the server dropped the queries pipelined behind an
         answered one: only once some answer has come after they were sent."""
-        oldest = min(self._sent_at.values(), default=None)
-        if oldest is None or self.last_answer <= oldest:
+        order, sent_at = self._order, self._sent_at
+        while order and order[0] not in sent_at:  # answered or given up: drop lazily
+            order.popleft()
+        if not order or self.last_answer <= sent_at[order[0]]:
             return None
         return self.last_data + _STALL
 
@@ -306,11 +316,11 @@ class Connection:
                     for other in ready:
                         if other != qid and other in self._waiters:
                             self._waiters[other].set()
-                        sent = self._sent_at.pop(other, None)
-                        if sent is not None and not self.pipelined:
+                        self._sent_at.pop(other, None)
+                        if other in self._behind:
                             # Answered although sent while another was unanswered.
-                            if any(t < sent for t in self._sent_at.values()):
-                                self.pipelined_answers += 1
+                            self._behind.discard(other)
+                            self.pipelined_answers += 1
         finally:
             self._leave(qid)
 
@@ -729,7 +739,9 @@ class Client:
                         self._idle_timeout(connection), lambda: self._idle_check(connection)
                     )
         if close:
-            connection.stream.close()
+            # Not awaited: the answer is in hand, and a server that closed first never
+            # sends its close_notify, which the graceful close would wait a second for.
+            connection.stream.close_nowait()
 
     def _idle_timeout(self, connection: Connection) -> float:
         """Our idle timeout, or shorter if the server offered one (RFC 7828 section
