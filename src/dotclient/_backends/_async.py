@@ -181,9 +181,23 @@ class AsyncStream:
             for data in pending:
                 transport.write(data)
 
+    @property
+    def closed(self) -> bool:
+        """The connection is closed and its transport released."""
+        return self._protocol.closed.done()
+
     def close_nowait(self) -> None:
-        """Start closing without waiting (from a timer callback); never raises."""
-        self._transport.close()
+        """Start a graceful close without waiting for it; never raises. The transport
+        is aborted if the peer has not finished the close a second later, and
+        :meth:`aclose` still waits for the close to be done."""
+        transport = self._transport
+        if not transport.is_closing():
+            transport.close()
+            asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._abort_if_open)
+
+    def _abort_if_open(self) -> None:
+        if not self._protocol.closed.done():
+            self._transport.abort()
 
     async def aclose(self) -> None:
         """Close the connection; never raises, never waits more than a second."""

@@ -91,6 +91,11 @@ class SyncStream:
                         want_write = False
                 self._wait(want_write, deadline, "send")
 
+    @property
+    def closed(self) -> bool:
+        """The connection is closed."""
+        return self._closed
+
     def _check_open(self) -> None:
         if self._closed:
             raise ConnectionLost(

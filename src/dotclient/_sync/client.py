@@ -441,6 +441,8 @@ class Client:
         self._session: SavedSession | None = None
         self._stats = ClientStats()
         self._closed = False
+        # Connections whose close was started and not waited for.
+        self._closing: set[Connection] = set()
 
     @property
     def server(self) -> Server:
@@ -741,7 +743,15 @@ class Client:
         if close:
             # Not awaited: the answer is in hand, and a server that closed first never
             # sends its close_notify, which the graceful close would wait a second for.
+            # close() waits for it, so no transport outlives the client.
+            self._closing_add(connection)
             connection.stream.close_nowait()
+
+    def _closing_add(self, connection: Connection) -> None:
+        """Remember a connection whose close is under way (under the mutex), and forget
+        those whose close has finished."""
+        self._closing = {c for c in self._closing if not c.stream.closed}
+        self._closing.add(connection)
 
     def _idle_timeout(self, connection: Connection) -> float:
         """Our idle timeout, or shorter if the server offered one (RFC 7828 section
@@ -766,6 +776,7 @@ class Client:
                 self._pool.remove(connection)
                 self._stats.unmatched += connection.protocol.unmatched
             self._stats.idle_closed += 1
+            self._closing_add(connection)
         connection.stream.close_nowait()
 
     def _after_answer(self, connection: Connection) -> None:
@@ -819,6 +830,10 @@ class Client:
             while self._slot_waiters:
                 self._wake_slot()
         self.close_connections()
+        with self._mutex:
+            closing, self._closing = self._closing, set()
+        for connection in closing:
+            connection.stream.close()
 
     def __enter__(self) -> Client:
         return self
