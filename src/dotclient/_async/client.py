@@ -69,7 +69,10 @@ _RECONNECT_BACKOFF = 0.05
 # that drops pipelined queries may still answer the first of each record it reads.
 _PIPELINING_PROOF = 8
 # How often a query may go out again after its connection died under it (or stalled).
-_MAX_SENDS = 4
+_MAX_SENDS = 3
+# Resends not counted in _MAX_SENDS: the query was never written, or its connection
+# was closed while answering others (a server's limit on queries per connection).
+_MAX_FREE_RESENDS = 16
 
 Request = Question | dns.message.Message
 
@@ -550,7 +553,7 @@ class AsyncClient:
             raise RuntimeError("this client has been closed")
         started = time.perf_counter()
         server = self._config.server
-        sends = unsent = stalls = 0
+        sends = free = stalls = 0
         backoff = _RECONNECT_BACKOFF
         while True:
             try:
@@ -584,10 +587,14 @@ class AsyncClient:
                 self._server_closed(connection)
                 self._retire(connection)
                 _name_server(exc, server)
-                if isinstance(exc, _NotSent) and not self._closed:
-                    # Never written, so not a send; still bounded: each try connects anew.
-                    unsent += 1
-                    if unsent < _MAX_SENDS:
+                if not self._closed and (
+                    isinstance(exc, _NotSent) or connection.protocol.answered
+                ):
+                    # Never written, or lost on a connection that was answering others:
+                    # the server's doing (a limit per connection), so not counted as a
+                    # failed send. Still bounded, and by the deadline.
+                    free += 1
+                    if free <= _MAX_FREE_RESENDS:
                         sends -= 1
                 if self._closed or sends >= _MAX_SENDS:
                     raise
