@@ -170,7 +170,8 @@ def test_dnsdist_closing_after_n_queries_loses_nothing(
 ) -> None:
     server = dnsdist_factory(max_queries_per_connection=5, max_in_flight=100)
     spec = f"127.0.0.1:{server.port}#dot.test"
-    with open_client(mode, spec, ca_file=ca_file) as client:
+    # A generous timeout: ~40 reconnects under the debug event loop of the tests.
+    with open_client(mode, spec, ca_file=ca_file, timeout=15) as client:
         check_burst(client.resolve_many(BURST))
         stats = client.stats
     assert stats.responses == len(BURST)

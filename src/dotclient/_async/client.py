@@ -699,9 +699,10 @@ class AsyncClient:
 
     def _server_closed(self, connection: AsyncConnection) -> None:
         """Learn from a connection the server closed with queries unanswered: two such
-        closes in a row after a few answers each look like a limit on queries per
-        connection (a restart is not that regular). The smaller count is taken, since
-        a close may reset the connection before every answer sent was read."""
+        closes in a row, each after some answers, look like a limit on queries per
+        connection (a restart is not that regular). The larger count is taken: the
+        server did answer that many, and a close that resets the connection can lose
+        the last answers, so the smaller count may be short of the real limit."""
         with self._mutex:
             if connection.close_noted:
                 return
@@ -710,7 +711,7 @@ class AsyncClient:
             if not answered:
                 return  # closed before any answer: nothing to learn
             if self._last_close:
-                self._per_connection = min(answered, self._last_close)
+                self._per_connection = max(answered, self._last_close)
             self._last_close = answered
 
     def _active(self) -> int:
