@@ -147,6 +147,9 @@ class TLSInfo:
     #: The handshake resumed an earlier session (RFC 8446 section 2.2 PSK, or a TLS 1.2
     #: session ticket/ID) instead of a full handshake.
     resumed: bool = False
+    #: The certificates behind ``peer_pins``, DER, leaf first (the verified chain, or as
+    #: sent when nothing was verified): for tools that show subject, issuer and expiry.
+    peer_certificates: tuple[bytes, ...] = ()
 
 
 class TLSPolicy:
@@ -276,6 +279,7 @@ class TLSPolicy:
                 authenticated=authenticated,
                 auth_error=auth_error,
                 peer_pins=digests,
+                peer_certificates=tuple(chain),
             )
 
         chain = peer_chain(ssl_object, verified=attempt.verifies_chain)

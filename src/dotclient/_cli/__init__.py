@@ -1,0 +1,1 @@
+"""The ``dotclient`` command's parts; :mod:`dotclient.cli` is the entry point."""

@@ -1,0 +1,536 @@
+"""``dotclient bulk FILE``: resolve a list of names to JSON Lines, in constant memory.
+
+How it streams: a reader thread takes the input a batch of lines at a time into a
+bounded queue; ``--concurrency`` worker tasks take names from it and resolve them
+through one :class:`~dotclient.AsyncClient` per server (round-robin over the servers,
+pipelined over each client's connections); each result is written as one JSON line as
+soon as it completes, so output order follows completion, and ``index`` (the input line
+number) ties it back. Nothing is kept per name but a bit for ``--resume``.
+
+``--resume`` reads the ``index`` of every line already in the output file into a bitmap
+(one bit per input line: 125 kB per million names), so the output may be in any order
+and a run interrupted anywhere picks up exactly the names it had not written. The input
+must be the same file, in the same order, as the run being resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import dns.rcode
+import dns.rdatatype
+
+import dotclient
+
+from .common import (
+    EXIT_OK,
+    EXIT_RCODE,
+    RICH_MISSING,
+    UsageError,
+    add_server_options,
+    add_tls_options,
+    client_options,
+    describe,
+    exit_code,
+    is_terminal,
+    server_specs,
+)
+
+DESCRIPTION = """\
+Resolve a list of names, one per line with an optional type column ('example.com AAAA';
+'#' starts a comment), from FILE or - for standard input. Queries are pipelined over a
+pool of connections to each server, names spread round-robin over the servers; each
+name gives one JSON line (index, name, type, rcode, answers, server, elapsed, error) as
+it completes. A progress bar with rate and ETA is drawn on a terminal. Exit codes: 0
+every name answered (any RCODE), 1 some names failed, 2 bad usage, 3/4/5 every name
+failed (network / TLS / protocol)."""
+
+_BATCH = 512  # input lines read per trip to the reader thread
+_FLUSH_EVERY = 0.5  # seconds between output flushes
+_RETRIED = (dotclient.Timeout, dotclient.ConnectionLost)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", help="names, one per line; - for standard input")
+    add_server_options(parser)
+    add_tls_options(parser)
+    group = parser.add_argument_group("bulk")
+    group.add_argument(
+        "--output", "-o", metavar="FILE", help="write JSON Lines here (default: standard output)"
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="append to --output, skipping the input lines it already has",
+    )
+    group.add_argument(
+        "--type", default="A", help="type for lines without a type column (default A)"
+    )
+    group.add_argument(
+        "--concurrency",
+        "-c",
+        type=int,
+        default=64,
+        help="queries in flight, over all servers (default 64)",
+    )
+    group.add_argument(
+        "--connections",
+        type=int,
+        default=2,
+        help="TLS connections per server (default 2); queries are pipelined on each",
+    )
+    group.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        metavar="QPS",
+        help="at most this many queries per second, retries included (default: no limit)",
+    )
+    group.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="retries of a query that timed out or lost its connection, on the next "
+        "server (default 2)",
+    )
+    group.add_argument("--dnssec", action="store_true", help="set the DO bit")
+    progress = group.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="draw the progress bar even when standard error is not a terminal",
+    )
+    progress.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    group.add_argument("--quiet", "-q", action="store_true", help="no summary at the end")
+
+
+@dataclass
+class Line:
+    index: int  # 1-based input line number
+    name: str
+    rdtype: str
+    problem: str | None = None
+
+
+@dataclass
+class Tally:
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    retries: int = 0
+    rcodes: collections.Counter[str] = field(default_factory=collections.Counter)
+    per_server: collections.Counter[str] = field(default_factory=collections.Counter)
+    last_error: BaseException | None = None
+
+
+class TokenBucket:
+    """At most ``rate`` takes per second on average, bursts up to a tenth of a second's."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate / 10)
+        self.tokens = 1.0
+        self.last = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class Bitmap:
+    """One bit per input line: which ones the output already has (``--resume``)."""
+
+    def __init__(self) -> None:
+        self.bits = bytearray()
+        self.count = 0
+
+    def add(self, index: int) -> None:
+        byte, bit = divmod(index, 8)
+        if byte >= len(self.bits):
+            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
+        if not self.bits[byte] & (1 << bit):
+            self.bits[byte] |= 1 << bit
+            self.count += 1
+
+    def __contains__(self, index: int) -> bool:
+        byte, bit = divmod(index, 8)
+        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+
+
+def parse_lines(stream: IO[str], default_type: str) -> Iterator[Line]:
+    """The input's names, lazily; blank and comment lines are skipped (not numbered out)."""
+    for number, raw in enumerate(stream, 1):
+        text = raw.split("#", 1)[0].strip()
+        if not text:
+            continue
+        words = text.split()
+        name = words[0]
+        rdtype = words[1] if len(words) > 1 else default_type
+        problem = None
+        if len(words) > 2:
+            problem = f"line {number}: expected 'NAME [TYPE]', got {text!r}"
+        else:
+            try:
+                rdtype = dns.rdatatype.to_text(dns.rdatatype.from_text(rdtype))
+            except Exception:  # dnspython raises several types for bad text
+                problem = f"line {number}: unknown record type {rdtype!r}"
+        yield Line(number, name, rdtype, problem)
+
+
+def read_done(path: str) -> Bitmap:
+    """The input line numbers already in the output file; drops a torn last line."""
+    done = Bitmap()
+    with open(path, "rb+") as f:
+        good = 0
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break  # written in part when the last run stopped
+            good += len(raw)
+            try:
+                index = json.loads(raw)["index"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if isinstance(index, int) and index > 0:
+                done.add(index)
+        f.truncate(good)
+    return done
+
+
+def run(args: argparse.Namespace) -> int:
+    specs = server_specs(args)
+    options = client_options(args)
+    if args.concurrency < 1 or args.connections < 1 or args.retries < 0:
+        raise UsageError("--concurrency and --connections must be at least 1, --retries 0 or more")
+    if args.rate is not None and args.rate <= 0:
+        raise UsageError(f"--rate must be positive, not {args.rate}")
+    try:
+        dns.rdatatype.from_text(args.type)
+    except Exception:
+        raise UsageError(f"unknown record type {args.type!r}") from None
+    if args.resume and not args.output:
+        raise UsageError("--resume needs --output FILE (the file to resume)")
+    clients = []
+    try:
+        for spec in specs:
+            clients.append(
+                dotclient.AsyncClient(
+                    spec,
+                    **options,
+                    max_connections=args.connections,
+                    max_in_flight=max(1, -(-args.concurrency // (len(specs) * args.connections))),
+                )
+            )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    done = Bitmap()
+    with contextlib.ExitStack() as stack:
+        source: IO[str] = sys.stdin
+        total = None
+        if args.file != "-":
+            try:
+                source = stack.enter_context(open(args.file, encoding="utf-8", errors="replace"))
+            except OSError as exc:
+                raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
+            total = _count_names(args.file)
+        if args.output:
+            try:
+                if args.resume and os.path.exists(args.output):
+                    done = read_done(args.output)
+                out: IO[str] = stack.enter_context(
+                    open(args.output, "a" if args.resume else "w", encoding="utf-8")
+                )
+            except OSError as exc:
+                raise UsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        else:
+            out = sys.stdout
+        show = args.progress if args.progress is not None else is_terminal(sys.stderr)
+        tally = Tally()
+        started = time.monotonic()
+        asyncio.run(_bulk(args, clients, source, out, done, tally, total, show))
+        elapsed = time.monotonic() - started
+    if not args.quiet:
+        _summary(tally, elapsed)
+    if tally.failed and tally.failed == tally.done and tally.last_error is not None:
+        return exit_code(tally.last_error)
+    return EXIT_RCODE if tally.failed else EXIT_OK
+
+
+def _count_names(path: str) -> int | None:
+    """Lines with a name, for the ETA: a quick pass over a regular file."""
+    try:
+        if not os.path.isfile(path):
+            return None
+        with open(path, "rb") as f:
+            return sum(1 for raw in f if raw.split(b"#", 1)[0].strip())
+    except OSError:
+        return None
+
+
+async def _bulk(
+    args: argparse.Namespace,
+    clients: list[dotclient.AsyncClient],
+    source: IO[str],
+    out: IO[str],
+    done: Bitmap,
+    tally: Tally,
+    total: int | None,
+    show: bool,
+) -> None:
+    queue: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=4)
+    bucket = TokenBucket(args.rate) if args.rate else None
+    writer = _Writer(out)
+    turn = 0  # round-robin position over the clients
+    lines = parse_lines(source, dns.rdatatype.to_text(dns.rdatatype.from_text(args.type)))
+    stop = threading.Event()
+
+    def read_batch() -> list[Line]:
+        batch: list[Line] = []
+        for line in lines:
+            if stop.is_set():
+                break
+            if line.index in done:
+                tally.skipped += 1
+                continue
+            batch.append(line)
+            if len(batch) >= _BATCH:
+                break
+        return batch
+
+    async def reader() -> None:
+        while True:
+            batch = await asyncio.to_thread(read_batch)
+            if not batch:
+                break
+            await queue.put(batch)
+        for _ in range(args.concurrency):
+            await queue.put(None)
+
+    pending: collections.deque[Line] = collections.deque()
+
+    async def next_line() -> Line | None:
+        while not pending:
+            batch = await queue.get()
+            if batch is None:
+                return None
+            pending.extend(batch)
+        return pending.popleft()
+
+    async def worker() -> None:
+        nonlocal turn
+        while True:
+            line = await next_line()
+            if line is None:
+                return
+            first = turn
+            turn = (turn + 1) % len(clients)
+            writer.write(await _resolve(args, clients, first, line, bucket, tally))
+            tally.done += 1
+
+    progress = _Progress(tally, total) if show else None
+    if progress is not None:
+        progress.start()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for client in clients:
+                await stack.enter_async_context(client)
+            read = asyncio.ensure_future(reader())
+            try:
+                await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+            finally:
+                stop.set()
+                read.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await read
+    finally:
+        writer.flush()
+        if progress is not None:
+            progress.stop()
+
+
+async def _resolve(
+    args: argparse.Namespace,
+    clients: list[dotclient.AsyncClient],
+    first: int,
+    line: Line,
+    bucket: TokenBucket | None,
+    tally: Tally,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "index": line.index,
+        "name": line.name,
+        "type": line.rdtype,
+        "rcode": None,
+        "answers": [],
+        "server": None,
+        "elapsed": None,
+        "error": None,
+    }
+    if line.problem is not None:
+        record["error"] = f"UsageError: {line.problem}"
+        tally.failed += 1
+        return record
+    attempt = 0
+    while True:
+        client = clients[(first + attempt) % len(clients)]
+        record["server"] = str(client.server)
+        if bucket is not None:
+            await bucket.take()
+        try:
+            response = await client.resolve(line.name, line.rdtype, dnssec=args.dnssec)
+        except _RETRIED as exc:
+            if attempt < args.retries:
+                attempt += 1
+                tally.retries += 1
+                continue
+            return _failed(record, exc, tally)
+        except (dotclient.DoTError, ValueError) as exc:
+            return _failed(record, exc, tally)
+        break
+    rcode = dns.rcode.to_text(response.rcode)
+    rrset = response.rrset if response.rcode == dns.rcode.NOERROR else None
+    record["rcode"] = rcode
+    record["answers"] = [rdata.to_text() for rdata in rrset] if rrset is not None else []
+    record["elapsed"] = round(response.elapsed, 6)
+    if attempt:
+        record["retries"] = attempt
+    tally.rcodes[rcode] += 1
+    tally.per_server[record["server"]] += 1
+    return record
+
+
+def _failed(record: dict[str, Any], exc: BaseException, tally: Tally) -> dict[str, Any]:
+    record["error"] = describe(exc)
+    tally.failed += 1
+    tally.last_error = exc
+    return record
+
+
+class _Writer:
+    """JSON Lines out, flushed every half second (and at the end)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.flushed = time.monotonic()
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        now = time.monotonic()
+        if now - self.flushed > _FLUSH_EVERY:
+            self.flush()
+            self.flushed = now
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.out.flush()
+
+
+class _Progress:
+    """rich's progress bar on standard error: done/total, rate, ETA; updated by a timer
+    thread ten times a second, so the workers only bump a counter."""
+
+    def __init__(self, tally: Tally, total: int | None) -> None:
+        self.tally = tally
+        self.total = total
+        self.stopped = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.progress: Any = None
+
+    def start(self) -> None:
+        try:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+        except ImportError:
+            print(f"dotclient bulk: no progress bar: {RICH_MISSING}", file=sys.stderr)
+            return
+        self.progress = Progress(
+            TextColumn("resolving"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[failed]}"),
+            console=Console(file=sys.stderr),
+            transient=False,
+        )
+        task = self.progress.add_task("bulk", total=self.total, rate="", failed="")
+        self.progress.start()
+        started = time.monotonic()
+
+        def tick() -> None:
+            while not self.stopped.wait(0.1):
+                self._update(task, started)
+            self._update(task, started)
+
+        self.thread = threading.Thread(target=tick, daemon=True)
+        self.thread.start()
+
+    def _update(self, task: Any, started: float) -> None:
+        tally = self.tally
+        elapsed = max(time.monotonic() - started, 1e-6)
+        failed = f"{tally.failed} failed" if tally.failed else ""
+        self.progress.update(
+            task,
+            completed=tally.done,
+            rate=f"{tally.done / elapsed:,.0f} q/s",
+            failed=failed,
+        )
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _summary(tally: Tally, elapsed: float) -> None:
+    answered = tally.done - tally.failed
+    rate = tally.done / elapsed if elapsed > 0 else 0.0
+    rcodes = ", ".join(f"{count} {rcode}" for rcode, count in tally.rcodes.most_common())
+    lines = [
+        f"dotclient bulk: {tally.done} names in {elapsed:.1f} s ({rate:,.0f} q/s): "
+        f"{answered} answered ({rcodes or 'none'}), {tally.failed} failed, "
+        f"{tally.retries} retries"
+        + (f", {tally.skipped} skipped (already in the output)" if tally.skipped else ""),
+    ]
+    if len(tally.per_server) > 1:
+        lines.append(
+            "  answered by: " + ", ".join(f"{s} {n}" for s, n in tally.per_server.most_common())
+        )
+    if tally.last_error is not None:
+        lines.append(f"  last error: {describe(tally.last_error)}")
+    stream = sys.stderr
+    for line in lines:
+        print(line, file=stream)

@@ -1,0 +1,168 @@
+"""What the three commands share: exit codes, server and TLS options, errors, rich."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any, TextIO
+
+import dotclient
+
+#: The answer came back with RCODE NOERROR (query), the verdict is OK (probe), every
+#: name got an answer (bulk).
+EXIT_OK = 0
+#: query: an answer with another RCODE (NXDOMAIN, SERVFAIL, ...); probe: verdict WARN;
+#: bulk: some names ended in an error.
+EXIT_RCODE = 1
+#: Bad usage: unknown option, malformed server spec, pin, type or file (argparse's code).
+EXIT_USAGE = 2
+#: The network failed: no TCP connection, connection lost, or a timeout.
+EXIT_NETWORK = 3
+#: TLS failed: handshake refused, or the server could not be authenticated.
+EXIT_TLS = 4
+#: The server broke the protocol (framing, mismatched or malformed answer).
+EXIT_PROTOCOL = 5
+
+RICH_MISSING = "this needs the 'rich' package: pip install 'dotclient[cli]'"
+
+
+class UsageError(Exception):
+    """Bad command-line input, found before any I/O: exit code 2."""
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for an error a command could not get past."""
+    if isinstance(exc, dotclient.TLSError):  # AuthenticationError included
+        return EXIT_TLS
+    if isinstance(exc, (dotclient.ConnectError, dotclient.Timeout)):
+        return EXIT_NETWORK
+    if isinstance(exc, (ValueError, TypeError, UsageError)):
+        return EXIT_USAGE
+    return EXIT_PROTOCOL
+
+
+def describe(exc: BaseException) -> str:
+    """``"Timeout: timed out waiting for ..."``: the class tells what kind of failure."""
+    return f"{type(exc).__name__}: {exc}"
+
+
+def format_pin(digest: bytes) -> str:
+    """A SHA-256 SPKI digest as ``--pin`` takes it: ``sha256/BASE64``."""
+    return "sha256/" + base64.b64encode(digest).decode("ascii")
+
+
+def add_server_options(parser: argparse.ArgumentParser, *, many: bool = True) -> None:
+    group = parser.add_argument_group("server")
+    if many:
+        group.add_argument(
+            "--server",
+            "-s",
+            action="append",
+            default=[],
+            metavar="SPEC",
+            help="server spec: 1.1.1.1, 1.1.1.1:853, [::1]:853#dot.test, dns.google, "
+            "cloudflare, google, quad9 (repeatable; default $DOTCLIENT_SERVER, else "
+            "cloudflare)",
+        )
+        group.add_argument(
+            "--servers",
+            action="append",
+            default=[],
+            metavar="A,B,...",
+            help="several server specs, comma-separated",
+        )
+
+
+def add_tls_options(
+    parser: argparse.ArgumentParser, *, profile: bool = True, padding: bool = True
+) -> None:
+    group = parser.add_argument_group("TLS and authentication")
+    group.add_argument("--ca-file", metavar="PEM", help="trust these CAs instead of certifi's")
+    group.add_argument(
+        "--auth-name", metavar="NAME", help="authentication domain name the certificate must carry"
+    )
+    group.add_argument(
+        "--pin",
+        action="append",
+        default=[],
+        metavar="sha256/BASE64",
+        help="SPKI pin; one must match a certificate of the chain (repeatable)",
+    )
+    group.add_argument(
+        "--pin-only",
+        action="store_true",
+        help="trust a matching pin alone, without CA or name checks (self-signed servers)",
+    )
+    if profile:
+        group.add_argument(
+            "--profile",
+            choices=["strict", "opportunistic"],
+            default="strict",
+            help="strict (default) fails unless authenticated; opportunistic goes on "
+            "encrypted but unauthenticated",
+        )
+    if padding:
+        group.add_argument(
+            "--no-padding", action="store_true", help="do not pad queries (RFC 8467)"
+        )
+    group.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="per query (default 5)"
+    )
+
+
+def server_specs(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str | None]:
+    """The servers to use, in order: ``@SERVER`` words, ``--server``, ``--servers``.
+
+    Each is parsed now so that a typo is a usage error before any I/O. ``[None]`` (the
+    library's default server) when none was given.
+    """
+    specs = list(extra) + list(args.server)
+    for listed in args.servers:
+        specs += [s.strip() for s in listed.split(",") if s.strip()]
+    for spec in specs:
+        try:
+            dotclient.parse_server(spec)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    return list(specs) if specs else [None]
+
+
+def client_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for :class:`dotclient.Client` / :class:`dotclient.AsyncClient`."""
+    options: dict[str, Any] = {
+        "timeout": args.timeout,
+        "auth_name": args.auth_name,
+        "pins": args.pin or None,
+        "pin_only": args.pin_only,
+        "ca_file": args.ca_file,
+    }
+    if hasattr(args, "profile"):
+        options["profile"] = args.profile
+    if hasattr(args, "no_padding"):
+        options["padding"] = not args.no_padding
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, not {args.timeout}")
+    return options
+
+
+def require_rich() -> ModuleType:
+    """The rich package, imported on first use so that ``import dotclient`` never needs it."""
+    try:
+        import rich
+    except ImportError:
+        raise UsageError(RICH_MISSING) from None
+    return rich
+
+
+def is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def error(command: str, message: str) -> None:
+    print(f"dotclient {command}: {message}", file=sys.stderr)

@@ -1,0 +1,266 @@
+"""``dotclient query NAME [TYPE] [CLASS] [@SERVER]``: one lookup, shown as dig shows it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+import dotclient
+
+from .common import (
+    EXIT_OK,
+    EXIT_RCODE,
+    UsageError,
+    add_server_options,
+    add_tls_options,
+    client_options,
+    describe,
+    exit_code,
+    format_pin,
+    server_specs,
+)
+
+DESCRIPTION = """\
+Look a name up over DNS over TLS and print the answer as dig does, or as JSON.
+With several servers (@A @B, --server, --servers A,B) they are tried in order until
+one answers. Exit codes: 0 NOERROR, 1 another RCODE, 2 bad usage, 3 network failure
+or timeout, 4 TLS or authentication failure, 5 protocol error."""
+
+_OPTION_NAMES = {11: "KEEPALIVE", 12: "PADDING"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "words",
+        nargs="+",
+        metavar="NAME [TYPE] [CLASS] [@SERVER]",
+        help="the name, then optionally its type (default A) and class (default IN); "
+        "@SERVER words name servers, in any position",
+    )
+    add_server_options(parser)
+    add_tls_options(parser)
+    group = parser.add_argument_group("query")
+    group.add_argument("--dnssec", action="store_true", help="set the DO bit; show the AD bit")
+    group.add_argument("--json", action="store_true", help="print one JSON object")
+    group.add_argument("--short", action="store_true", help="print only the answer's data")
+
+
+def _split_words(words: list[str]) -> tuple[str, str, str, list[str]]:
+    servers = [w[1:] for w in words if w.startswith("@")]
+    if any(not s for s in servers):
+        raise UsageError("'@' must be followed by a server")
+    rest = [w for w in words if not w.startswith("@")]
+    if not rest:
+        raise UsageError("no name to look up")
+    if len(rest) > 3:
+        raise UsageError(f"too many words: {' '.join(rest[3:])!r} (NAME [TYPE] [CLASS])")
+    name = rest[0]
+    rdtype = rest[1] if len(rest) > 1 else "A"
+    rdclass = rest[2] if len(rest) > 2 else "IN"
+    try:
+        dns.rdatatype.from_text(rdtype)
+    except Exception:  # dnspython raises several types for bad text
+        raise UsageError(f"unknown record type {rdtype!r}") from None
+    try:
+        dns.rdataclass.from_text(rdclass)
+    except Exception:
+        raise UsageError(f"unknown record class {rdclass!r}") from None
+    return name, rdtype, rdclass, servers
+
+
+def run(args: argparse.Namespace) -> int:
+    name, rdtype, rdclass, at_servers = _split_words(args.words)
+    specs = server_specs(args, at_servers)
+    options = client_options(args)
+    failures: list[tuple[str, BaseException]] = []
+    for spec in specs:
+        try:
+            client = dotclient.Client(spec, **options)
+        except ValueError as exc:  # a bad pin, ca_file or option: before any I/O
+            raise UsageError(str(exc)) from None
+        with client:
+            try:
+                response = client.resolve(name, rdtype, rdclass, dnssec=args.dnssec)
+            except ValueError as exc:  # a malformed name
+                raise UsageError(str(exc)) from None
+            except dotclient.DoTError as exc:
+                failures.append((str(client.server), exc))
+                if not args.json:
+                    print(f";; {client.server}: {describe(exc)}", file=sys.stderr)
+                continue
+        if args.json:
+            document = to_json(response, args.dnssec)
+            document["failed"] = [{"server": s, "error": describe(e)} for s, e in failures]
+            print(json.dumps(document, indent=2))
+        elif args.short:
+            for line in short_lines(response):
+                print(line)
+        else:
+            print(to_text(response, name, rdtype, args.dnssec), end="")
+        return EXIT_OK if response.rcode == dns.rcode.NOERROR else EXIT_RCODE
+    last = failures[-1][1]
+    if args.json:
+        document = {
+            "error": describe(last),
+            "failed": [{"server": s, "error": describe(e)} for s, e in failures],
+        }
+        print(json.dumps(document, indent=2))
+    elif len(failures) > 1:
+        print(f";; no server answered ({len(failures)} tried)", file=sys.stderr)
+    return exit_code(last)
+
+
+def short_lines(response: dotclient.Response) -> list[str]:
+    rrset = response.rrset
+    return [rdata.to_text() for rdata in rrset] if rrset is not None else []
+
+
+def _edns_lines(message: dns.message.Message) -> list[str]:
+    if message.edns < 0:
+        return []
+    flags = dns.flags.edns_to_text(message.ednsflags).lower()
+    lines = [
+        ";; OPT PSEUDOSECTION:",
+        f"; EDNS: version: {message.edns}, flags:{' ' + flags if flags else ''}; "
+        f"udp: {message.payload}",
+    ]
+    for option in message.options:
+        data = option.to_wire() or b""
+        if option.otype == dns.edns.OptionType.PADDING:
+            lines.append(f"; PADDING: {len(data)} octets")
+        elif option.otype == dns.edns.OptionType.KEEPALIVE:
+            if len(data) == 2:
+                lines.append(f"; KEEPALIVE: {int.from_bytes(data, 'big') / 10:.1f} s")
+            else:
+                lines.append("; KEEPALIVE")
+        else:
+            lines.append(f"; {option.otype!s}: {option.to_text()}")
+    return lines
+
+
+def _section(title: str, rrsets: list[dns.rrset.RRset]) -> list[str]:
+    if not rrsets:
+        return []
+    return [f";; {title} SECTION:"] + [rrset.to_text() for rrset in rrsets] + [""]
+
+
+def to_text(response: dotclient.Response, name: str, rdtype: str, dnssec: bool) -> str:
+    """dig's layout: header, flags, OPT, sections, then query time, server and TLS."""
+    message = response.message
+    flags = dns.flags.to_text(message.flags).lower()
+    lines = [
+        f"; <<>> dotclient {dotclient.__version__} <<>> {name} {rdtype} @{response.server}",
+        f";; ->>HEADER<<- opcode: {dns.opcode.to_text(message.opcode())}, "
+        f"status: {dns.rcode.to_text(response.rcode)}, id: {message.id}",
+        f";; flags: {flags}; QUERY: {len(message.question)}, ANSWER: "
+        f"{_count(message.answer)}, AUTHORITY: {_count(message.authority)}, "
+        f"ADDITIONAL: {_count(message.additional) + (message.edns >= 0)}",
+        "",
+    ]
+    edns = _edns_lines(message)
+    if edns:
+        lines += edns + [""]
+    lines += [";; QUESTION SECTION:"]
+    lines += [f";{q.to_text()}" for q in message.question] + [""]
+    lines += _section("ANSWER", message.answer)
+    lines += _section("AUTHORITY", message.authority)
+    lines += _section("ADDITIONAL", message.additional)
+    tls = response.tls
+    resumed = ", resumed" if tls.resumed else ""
+    lines += [
+        f";; Query time: {response.elapsed * 1000:.1f} ms",
+        f";; SERVER: {response.server} ({tls.version}, {tls.cipher}{resumed})",
+        f";; AUTHENTICATED: {_authenticated(tls)}",
+    ]
+    if dnssec:
+        ad = "yes" if message.flags & dns.flags.AD else "no"
+        lines.append(f";; DNSSEC: DO set, AD {ad} (AD: the resolver validated the answer)")
+    lines += [f";; MSG SIZE  rcvd: {len(response.wire)}", ""]
+    return "\n".join(lines) + "\n"
+
+
+def _count(rrsets: list[dns.rrset.RRset]) -> int:
+    return sum(len(rrset) for rrset in rrsets)
+
+
+def _authenticated(tls: dotclient.TLSInfo) -> str:
+    return "yes" if tls.authenticated else f"no ({tls.auth_error})"
+
+
+def _records(rrsets: list[dns.rrset.RRset]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": rrset.name.to_text(),
+            "ttl": rrset.ttl,
+            "class": dns.rdataclass.to_text(rrset.rdclass),
+            "type": dns.rdatatype.to_text(rrset.rdtype),
+            "data": rdata.to_text(),
+        }
+        for rrset in rrsets
+        for rdata in rrset
+    ]
+
+
+def to_json(response: dotclient.Response, dnssec: bool) -> dict[str, Any]:
+    message = response.message
+    tls = response.tls
+    question = message.question[0] if message.question else None
+    options = []
+    for option in message.options if message.edns >= 0 else []:
+        data = option.to_wire() or b""
+        entry: dict[str, Any] = {
+            "code": int(option.otype),
+            "name": _OPTION_NAMES.get(int(option.otype), str(option.otype)),
+            "length": len(data),
+        }
+        if option.otype == dns.edns.OptionType.KEEPALIVE and len(data) == 2:
+            entry["timeout"] = int.from_bytes(data, "big") / 10
+        options.append(entry)
+    return {
+        "question": None
+        if question is None
+        else {
+            "name": question.name.to_text(),
+            "type": dns.rdatatype.to_text(question.rdtype),
+            "class": dns.rdataclass.to_text(question.rdclass),
+        },
+        "rcode": dns.rcode.to_text(response.rcode),
+        "id": message.id,
+        "flags": dns.flags.to_text(message.flags).split(),
+        "ad": bool(message.flags & dns.flags.AD),
+        "dnssec": dnssec,
+        "answer": _records(message.answer),
+        "authority": _records(message.authority),
+        "additional": _records(message.additional),
+        "edns": None
+        if message.edns < 0
+        else {
+            "version": message.edns,
+            "flags": dns.flags.edns_to_text(message.ednsflags).split(),
+            "payload": message.payload,
+            "options": options,
+        },
+        "size": len(response.wire),
+        "elapsed_ms": round(response.elapsed * 1000, 3),
+        "server": str(response.server),
+        "tls": {
+            "version": tls.version,
+            "cipher": tls.cipher,
+            "alpn": tls.alpn,
+            "authenticated": tls.authenticated,
+            "auth_error": tls.auth_error,
+            "resumed": tls.resumed,
+            "pins": [format_pin(d) for d in tls.peer_pins],
+        },
+    }

@@ -1,0 +1,99 @@
+"""The ``dotclient`` command (also ``python -m dotclient``), built on the public API.
+
+    dotclient example.com AAAA @9.9.9.9        # query is the default command
+    dotclient query a.example.test @127.0.0.1:8853#dot.test --ca-file ca.pem --json
+    dotclient probe 9.9.9.9#dns.quad9.net      # is port 853 healthy, and how
+    dotclient bulk names.txt --server quad9 --rate 50 --output out.jsonl --resume
+
+See ``docs/cli.md``. Tables and the progress bar need ``rich`` (``pip install
+'dotclient[cli]'``); plain output and JSON do not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from types import ModuleType
+
+from . import __version__
+from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError, error, exit_code
+
+__all__ = ["main"]
+
+_COMMANDS = ("query", "probe", "bulk")
+
+_USAGE = f"""\
+usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] [options]
+       dotclient probe SERVER [options]
+       dotclient bulk FILE [options]
+
+DNS over TLS from the command line (dotclient {__version__}).
+
+commands:
+  query   look a name up (the default command): dig-like text, or --json
+  probe   check a DoT server's port 853: TCP, TLS, certificates, pins, latency,
+          resumption, pipelining, keepalive and padding, with a verdict
+  bulk    resolve a list of names (FILE or - for stdin) to JSON Lines, pipelined
+
+'dotclient COMMAND --help' describes each. Exit codes: 0 ok, 1 an RCODE other than
+NOERROR (query) / WARN (probe) / some names failed (bulk), 2 bad usage, 3 network
+failure or timeout, 4 TLS or authentication failure, 5 protocol error.
+"""
+
+
+def _module(command: str) -> ModuleType:
+    # Each command imports only what it needs (rich only where it draws).
+    if command == "probe":
+        from ._cli import probe
+
+        return probe
+    if command == "bulk":
+        from ._cli import bulk
+
+        return bulk
+    from ._cli import query
+
+    return query
+
+
+def _parser(command: str, module: ModuleType) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=f"dotclient {command}",
+        description=module.DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add: Callable[[argparse.ArgumentParser], None] = module.add_arguments
+    add(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(_USAGE, end="", file=sys.stdout if args else sys.stderr)
+        return EXIT_OK if args else EXIT_USAGE
+    if args[0] == "--version":
+        print(f"dotclient {__version__}")
+        return EXIT_OK
+    command = "query"
+    if args[0] in _COMMANDS:
+        command = args.pop(0)
+    module = _module(command)
+    parser = _parser(command, module)
+    try:
+        namespace = parser.parse_intermixed_args(args)
+    except SystemExit as exc:  # argparse has printed the usage error or the help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code: int = module.run(namespace)
+    except UsageError as exc:
+        error(command, f"error: {exc}")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        error(command, "interrupted")
+        return 130
+    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
+        return exit_code(BrokenPipeError())
+    return code
