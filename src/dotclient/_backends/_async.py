@@ -257,7 +257,11 @@ async def open_tls_stream(
         if session is not None:
             del context.wrap_bio
     assert isinstance(transport, asyncio.Transport)
-    return AsyncStream(transport, protocol, server)
+    stream = AsyncStream(transport, protocol, server)
+    # The server's TLS 1.3 session tickets arrived during the handshake, where no
+    # read() set the quick-ACK mode: acknowledge them now (see quickack()).
+    quickack(stream._socket)
+    return stream
 
 
 class AsyncLock:
