@@ -6,6 +6,7 @@ binary skips the tests that need it, or fails them when ``CI=true``.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -64,6 +65,26 @@ def _start(kind: type[Server], cert: IssuedCert, **kwargs: Any) -> Server:
     return server
 
 
+@contextlib.contextmanager
+def _factory(
+    kind: type[Server], default_cert: IssuedCert, **defaults: Any
+) -> Iterator[Callable[..., Server]]:
+    """``factory(cert=None, **kwargs)`` starting ``kind`` servers (``cert`` defaults to
+    the given one, ``kwargs`` to ``defaults``); all are stopped on exit."""
+    servers: list[Server] = []
+
+    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> Server:
+        server = _start(kind, cert or default_cert, **{**defaults, **kwargs})
+        servers.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in reversed(servers):
+            server.stop()
+
+
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
     """Which API a test drives: the blocking one or asyncio (see tests/modes.py)."""
@@ -110,18 +131,8 @@ def unbound_factory(server_cert: IssuedCert) -> Iterator[Callable[..., UnboundSe
     ``server_cert``; keyword arguments go to :class:`UnboundServer`
     (``extra_config``, ``host``, ``port``, ``zone``, ...). Returns the started server.
     """
-    servers: list[UnboundServer] = []
-
-    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> UnboundServer:
-        server = _start(UnboundServer, server_cert if cert is None else cert, **kwargs)
-        servers.append(server)
-        return server
-
-    try:
+    with _factory(UnboundServer, server_cert) as factory:
         yield factory
-    finally:
-        for server in reversed(servers):
-            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -142,18 +153,8 @@ def named(server_cert: IssuedCert) -> Iterator[NamedServer]:
 def named_factory(server_cert: IssuedCert) -> Iterator[Callable[..., NamedServer]]:
     """Start extra named servers, stopped at the end of the test:
     ``named_factory(cert=None, **kwargs)`` as ``unbound_factory``."""
-    servers: list[NamedServer] = []
-
-    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> NamedServer:
-        server = _start(NamedServer, server_cert if cert is None else cert, **kwargs)
-        servers.append(server)
-        return server
-
-    try:
+    with _factory(NamedServer, server_cert) as factory:
         yield factory
-    finally:
-        for server in reversed(servers):
-            server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -183,17 +184,6 @@ def dnsdist_factory(
     backend is the session's ``named`` unless ``backend=`` is given (``backend=None``:
     dnsdist starts its own named, e.g. for a custom ``zone``).
     """
-    servers: list[DnsdistServer] = []
-
-    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> DnsdistServer:
-        assert named.plain_port
-        kwargs.setdefault("backend", (named.host, named.plain_port))
-        server = _start(DnsdistServer, server_cert if cert is None else cert, **kwargs)
-        servers.append(server)
-        return server
-
-    try:
+    assert named.plain_port
+    with _factory(DnsdistServer, server_cert, backend=(named.host, named.plain_port)) as factory:
         yield factory
-    finally:
-        for server in reversed(servers):
-            server.stop()
