@@ -44,6 +44,7 @@ from .common import (
     EXIT_TLS,
     UsageError,
     add_tls_options,
+    client_options,
     describe,
     exit_code,
     format_pin,
@@ -125,15 +126,7 @@ def run(args: argparse.Namespace) -> int:
         dns.rdatatype.from_text(rdtype)
     except Exception:
         raise UsageError(f"unknown record type {rdtype!r}") from None
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, not {args.timeout}")
-    options: dict[str, Any] = {
-        "timeout": args.timeout,
-        "auth_name": args.auth_name,
-        "pins": args.pin or None,
-        "pin_only": args.pin_only,
-        "ca_file": args.ca_file,
-    }
+    options = client_options(args)
     try:  # check the options (pins, ca_file) before any I/O
         dotclient.Client(server, **options).close()
     except ValueError as exc:
