@@ -53,7 +53,11 @@ class SyncStream:
             doing = "sending the query to" if phase == "send" else "waiting for the answer from"
             raise Timeout(f"timed out {doing} {self._server}", server=self._server)
         poller = select.poll()
-        poller.register(self._sock, select.POLLOUT if want_write else select.POLLIN)
+        try:
+            poller.register(self._sock, select.POLLOUT if want_write else select.POLLIN)
+        except ValueError:  # closed by another thread: its fd is -1
+            self._check_open()
+            raise
         poller.poll(left * 1000)
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
@@ -61,17 +65,21 @@ class SyncStream:
         deadline = time.monotonic() + timeout
         sock = self._sock
         with map_io_errors("receive", self._server):
+            quickack(sock)
+            # Nothing decrypted and waiting: wait for the socket first rather than pay
+            # for a recv() that can only fail with SSLWantReadError.
+            want_write: bool | None = False if sock.pending() == 0 else None
             while True:
+                if want_write is not None:
+                    self._wait(want_write, deadline, "receive")
                 with self._io:
                     self._check_open()
-                    quickack(sock)
                     try:
                         return sock.recv(max_bytes)
                     except ssl.SSLWantReadError:
                         want_write = False
                     except ssl.SSLWantWriteError:
                         want_write = True
-                self._wait(want_write, deadline, "receive")
 
     def write(self, data: bytes, timeout: float) -> None:
         """Write all of ``data``."""
