@@ -1,9 +1,10 @@
 """Interoperability with BIND 9's named and dnsdist (in front of named) on 127.0.0.1.
 
-The baseline for the pipelining work: the same answers as from unbound
-(``test_interop.py``) through the current public API, with strict authentication
-against the test CA. Every test runs against both servers (``server``) and with the
-blocking and the asyncio API (``mode``).
+The same answers as from unbound (``test_interop.py``) with strict authentication
+against the test CA, then pipelined bursts: named answers out of order, dnsdist reads
+one query per TLS record and can close after N queries. The baseline tests run against
+both servers (``server``); every test runs with the blocking and the asyncio API
+(``mode``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -157,7 +158,9 @@ def test_stray_answer_is_dropped_and_counted(
 
 def close_after(count: int) -> Any:
     """A server that answers ``count`` queries per connection, then closes it even
-    though more were sent (dnsdist's setMaxTCPQueriesPerConnection, unbound restarts)."""
+    though more were sent (dnsdist's setMaxTCPQueriesPerConnection, unbound restarts).
+    It shuts its side down first, as servers do, so its answers reach the client
+    instead of being dropped by a reset."""
 
     def handler(conn: FakeConnection) -> None:
         for _ in range(count):
@@ -165,6 +168,11 @@ def close_after(count: int) -> Any:
             if query is None:
                 return
             conn.send_message(reply(query))
+        with contextlib.suppress(OSError):
+            conn.sock.shutdown(socket.SHUT_WR)
+            conn.sock.settimeout(0.2)
+            while conn.sock.recv(65536):
+                pass
 
     return handler
 
@@ -185,7 +193,7 @@ def test_queries_lost_to_a_server_close_are_resent(
     assert elapsed < 3
 
 
-def test_connection_closed_with_nothing_answered_fails_after_one_resend(
+def test_connection_closed_with_nothing_answered_fails_after_two_resends(
     mode: str, server_cert: IssuedCert, ca_file: str
 ) -> None:
     with FakeServer(server_cert, close_after(0)) as server:
@@ -429,3 +437,40 @@ def test_bad_pool_options_are_refused_before_io(option: str, value: Any, error: 
     for cls in (dotclient.Client, dotclient.AsyncClient):
         with pytest.raises(error, match=option):
             cls("127.0.0.1", **{option: value})
+
+
+def test_an_error_in_on_result_stops_the_batch_and_is_raised(
+    mode: str, unbound: UnboundServer, ca_file: str
+) -> None:
+    calls: list[int] = []
+
+    def on_result(index: int, outcome: object) -> None:
+        calls.append(index)
+        raise KeyError("the caller's bug")
+
+    with open_client(mode, spec_of(unbound), ca_file=ca_file, max_in_flight=2) as client:
+        with pytest.raises(KeyError, match="the caller's bug"):
+            client.resolve_many(["a.example.test"] * 50, on_result=on_result)
+        assert client.resolve("a.example.test").addresses()  # still usable
+    assert 1 <= len(calls) < 50
+
+
+def test_closing_connections_under_queries_teaches_no_limit(
+    unbound: UnboundServer, ca_file: str
+) -> None:
+    with dotclient.Client(spec_of(unbound), ca_file=ca_file) as client:
+        closer_done = threading.Event()
+
+        def closer() -> None:
+            for _ in range(3):
+                time.sleep(0.02)
+                client.close_connections()
+            closer_done.set()
+
+        threading.Thread(target=closer).start()
+        outcomes = client.resolve_many(["a.example.test"] * 600)
+        closer_done.wait(5)
+        assert all(isinstance(o, dotclient.Response) for o in outcomes)
+        before = client.stats.connections_opened
+        client.resolve_many(["a.example.test"] * 100)
+        assert client.stats.connections_opened - before <= 1  # no per-connection limit

@@ -19,7 +19,7 @@ class ClientStats:
     connections_opened: int = 0
     #: Of those, how many resumed an earlier TLS session instead of a full handshake.
     sessions_resumed: int = 0
-    #: Queries written to a connection (a resent query counts each time).
+    #: Queries given to a connection to send (a resent query counts each time).
     queries_sent: int = 0
     #: Validated responses delivered.
     responses: int = 0
@@ -33,7 +33,8 @@ class ClientStats:
     unmatched: int = 0
     #: Connections open now.
     open_connections: int = 0
-    #: Queries in flight now.
+    #: Queries in flight now on the open connections (not counting those finishing on
+    #: connections already retired).
     in_flight: int = 0
     #: Whether the server answered pipelined queries: None until known.
     pipelining: bool | None = None

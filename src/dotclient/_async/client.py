@@ -128,6 +128,7 @@ class AsyncConnection:
         #: Queries ever assigned to this connection.
         self.assigned = 0
         self.close_noted = False
+        self.stall_noted = False
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
         self.closed = False
@@ -192,7 +193,7 @@ class AsyncConnection:
 
     @property
     def usable(self) -> bool:
-        """Open, not retired, and not holding too many abandoned IDs."""
+        """Open and not retired: it may take new queries."""
         return not (self.retired or self.closed or self.protocol.closed)
 
     async def exchange(
@@ -520,9 +521,10 @@ class AsyncClient:
         results: list[Response | Exception | None] = [None] * len(names)
         position = iter(range(len(names)))
         take = backend.Mutex()
+        failures: list[Exception] = []
 
         async def worker() -> None:
-            while True:
+            while not failures:
                 with take:
                     index = next(position, None)
                 if index is None:
@@ -534,14 +536,23 @@ class AsyncClient:
                     )
                 except (DoTError, ValueError, TypeError) as exc:
                     outcome = exc
+                except Exception as exc:  # the client was closed under the batch
+                    failures.append(exc)
+                    return
                 results[index] = outcome
                 if on_result is not None:
-                    on_result(index, outcome)
+                    try:
+                        on_result(index, outcome)
+                    except Exception as exc:  # the caller's: stop the batch, raise it
+                        failures.append(exc)
+                        return
 
         if self._closed:
             raise RuntimeError("this client has been closed")
         capacity = self._config.max_in_flight * self._config.max_connections
         await backend.run_workers(min(len(names), capacity), worker)
+        if failures:
+            raise failures[0]
         return cast("list[Response | Exception]", results)
 
     # -- the pool ----------------------------------------------------------------------
@@ -574,7 +585,7 @@ class AsyncClient:
                 answer = await connection.exchange(request, deadline, self._pipelining is None)
             except _Stalled:
                 self._retire(connection)
-                self._stalled()
+                self._stalled(connection)
                 stalls += 1
                 if stalls > _MAX_SENDS:
                     raise
@@ -693,7 +704,13 @@ class AsyncClient:
         self._stats.queries_sent += 1
         if self._per_connection is not None and connection.assigned >= self._per_connection:
             # The server will close it after this many: send the rest elsewhere.
-            connection.retired = True
+            self._unpool(connection)
+
+    def _unpool(self, connection: AsyncConnection) -> None:
+        """Take ``connection`` out of the pool for good (under the mutex): it takes no
+        new queries and closes when its last one ends."""
+        connection.retired = True
+        if connection in self._pool:
             self._pool.remove(connection)
             self._stats.unmatched += connection.protocol.unmatched
 
@@ -704,8 +721,8 @@ class AsyncClient:
         server did answer that many, and a close that resets the connection can lose
         the last answers, so the smaller count may be short of the real limit."""
         with self._mutex:
-            if connection.close_noted:
-                return
+            if connection.close_noted or connection.closed:
+                return  # noted already, or closed by this client (idle, close_connections)
             connection.close_noted = True
             answered = connection.protocol.answered
             if not answered:
@@ -724,10 +741,7 @@ class AsyncClient:
     def _retire(self, connection: AsyncConnection) -> None:
         """Send no more queries on ``connection``; it closes when its last one ends."""
         with self._mutex:
-            connection.retired = True
-            if connection in self._pool:
-                self._pool.remove(connection)
-                self._stats.unmatched += connection.protocol.unmatched
+            self._unpool(connection)
             self._wake_slot()
 
     def _release(self, connection: AsyncConnection) -> None:
@@ -735,10 +749,7 @@ class AsyncClient:
             connection.reserved -= 1
             self._wake_slot()
             if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
-                connection.retired = True
-                if connection in self._pool:
-                    self._pool.remove(connection)
-                    self._stats.unmatched += connection.protocol.unmatched
+                self._unpool(connection)
             close = connection.reserved == 0 and connection.retired and not connection.closed
             if close:
                 connection.closed = True
@@ -779,10 +790,8 @@ class AsyncClient:
             if left > 0.001 and not connection.retired:
                 connection.timer = backend.call_later(left, lambda: self._idle_check(connection))
                 return
-            connection.retired = connection.closed = True
-            if connection in self._pool:
-                self._pool.remove(connection)
-                self._stats.unmatched += connection.protocol.unmatched
+            connection.closed = True
+            self._unpool(connection)
             self._stats.idle_closed += 1
             self._closing_add(connection)
         connection.stream.close_nowait()
@@ -801,15 +810,16 @@ class AsyncClient:
                     self._session = SavedSession(connection.attempt, session, connection.tls)
             if connection.protocol.keepalive_timeout == 0 and not connection.retired:
                 # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
-                connection.retired = True
-                if connection in self._pool:
-                    self._pool.remove(connection)
+                self._unpool(connection)
 
-    def _stalled(self) -> None:
-        """A connection stalled with pipelined queries unanswered. Once may be a slow
-        answer behind a quiet connection; twice, and the server gets one query per
-        connection at a time from then on."""
+    def _stalled(self, connection: AsyncConnection) -> None:
+        """``connection`` stalled with pipelined queries unanswered. Once may be a slow
+        answer behind a quiet connection; a second connection stalling, and the server
+        gets one query per connection at a time from then on."""
         with self._mutex:
+            if connection.stall_noted:
+                return  # each of its queries reports the same stall
+            connection.stall_noted = True
             self._stall_count += 1
             if self._limit != 1 and self._stall_count >= 2:
                 self._limit = 1
@@ -820,10 +830,10 @@ class AsyncClient:
         """Close every connection now (queries in flight on them fail over to new
         ones). The next query reconnects, resuming the TLS session when it can."""
         with self._mutex:
-            pool, self._pool = self._pool, []
+            pool = list(self._pool)
             for connection in pool:
-                connection.retired = True
-                self._stats.unmatched += connection.protocol.unmatched
+                connection.closed = True  # by us: nothing to learn from (_server_closed)
+                self._unpool(connection)
         for connection in pool:
             await connection.aclose()
 

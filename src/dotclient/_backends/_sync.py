@@ -66,14 +66,17 @@ class SyncStream:
         sock = self._sock
         with map_io_errors("receive", self._server):
             quickack(sock)
-            # Nothing decrypted and waiting: wait for the socket first rather than pay
-            # for a recv() that can only fail with SSLWantReadError.
-            want_write: bool | None = False if sock.pending() == 0 else None
+            want_write: bool | None = None  # None: try a recv before any wait
             while True:
                 if want_write is not None:
                     self._wait(want_write, deadline, "receive")
                 with self._io:
                     self._check_open()
+                    if want_write is None and sock.pending() == 0:
+                        # Nothing decrypted and waiting: wait for the socket first
+                        # rather than pay for a recv that can only fail.
+                        want_write = False
+                        continue
                     try:
                         return sock.recv(max_bytes)
                     except ssl.SSLWantReadError:
@@ -257,8 +260,10 @@ class Event:
     """A wake-up call for one waiter: :meth:`set` wakes :meth:`wait` (or makes the next
     one return at once) until :meth:`clear`.
 
-    One waiting thread per event, which alone calls :meth:`wait` and :meth:`clear`. A
-    bare lock held while the event is clear does the waking: cheaper than
+    One waiting thread per event, which alone calls :meth:`wait` and :meth:`clear`;
+    :meth:`set` and :meth:`clear` must be called under one lock (the client's mutex),
+    as their check-then-act is not atomic. A bare lock held while the event is clear
+    does the waking: cheaper than
     ``threading.Event``, whose condition variable costs several lock operations more
     for every answer handed to the thread that asked.
     """
