@@ -803,7 +803,12 @@ class AsyncClient:
             self._stats.responses += 1
             if connection.pipelined and self._pipelining is None:
                 self._pipelining = True
-            if self._config.resumption and not connection.session_saved:
+            # A resumed connection's session is the one saved; reading a session out of
+            # the ssl module costs a serialisation round trip (~0.4 ms), so only a full
+            # handshake (the first, or one whose ticket the server refused) is read.
+            if self._config.resumption and not (
+                connection.session_saved or connection.tls.resumed
+            ):
                 connection.session_saved = True
                 session = connection.stream.ssl_object.session
                 if session is not None and (session.has_ticket or session.id):
