@@ -551,3 +551,17 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     for command in ("query", "probe", "bulk"):
         code, out, _ = run(capsys, command, "--help")
         assert code == 0 and f"usage: dotclient {command}" in out
+
+
+def test_connection_and_sni_options_reach_the_client(
+    unbound: UnboundServer, ca_file: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = f"127.0.0.1:{unbound.port}#dot.test"
+    base = ["a.example.test", f"@{spec}", "--ca-file", ca_file, "--json"]
+    for extra in (["--keepalive", "--no-resumption", "--idle-timeout", "2"], ["--no-sni"]):
+        assert main([*base, *extra]) == 0
+        assert json.loads(capsys.readouterr().out)["rcode"] == "NOERROR"
+    assert main([*base, "--sni", "other.test"]) == 0  # the name checked stays dot.test
+    capsys.readouterr()
+    assert main([*base, "--idle-timeout", "0"]) == 2
+    assert main(["probe", spec, "--ca-file", ca_file, "--keepalive", "--json"]) in (0, 1)

@@ -109,7 +109,30 @@ def add_tls_options(
             "--no-padding", action="store_true", help="do not pad queries (RFC 8467)"
         )
     group.add_argument(
+        "--sni",
+        metavar="NAME",
+        help="send this SNI name instead of the authentication name (the certificate is "
+        "still checked against the authentication name)",
+    )
+    group.add_argument("--no-sni", action="store_true", help="send no SNI at all")
+    group.add_argument(
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="per query (default 5)"
+    )
+    connections = parser.add_argument_group("connections")
+    connections.add_argument(
+        "--keepalive",
+        action="store_true",
+        help="send the EDNS TCP keepalive option (RFC 7828) and honour the server's timeout",
+    )
+    connections.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="close connections idle this long (default 10)",
+    )
+    connections.add_argument(
+        "--no-resumption", action="store_true", help="never resume TLS sessions"
     )
 
 
@@ -139,6 +162,17 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
         "pin_only": args.pin_only,
         "ca_file": args.ca_file,
     }
+    if args.no_sni:
+        options["sni"] = False
+    elif args.sni:
+        options["sni"] = args.sni
+    if args.keepalive:
+        options["keepalive"] = True
+    if args.no_resumption:
+        options["resumption"] = False
+    if args.idle_timeout <= 0:
+        raise UsageError(f"--idle-timeout must be positive, not {args.idle_timeout}")
+    options["idle_timeout"] = args.idle_timeout
     if hasattr(args, "profile"):
         options["profile"] = args.profile
     if hasattr(args, "no_padding"):

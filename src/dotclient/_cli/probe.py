@@ -268,13 +268,10 @@ def _handshake(probe: Probe, address: tuple[str, int], auth_name: str | None) ->
 
 
 def _library(probe: Probe, verify_name: str) -> bool:
-    client = dotclient.Client(
-        probe.server,
-        **probe.options,
-        profile="opportunistic",
-        keepalive=True,
-        max_connections=1,
-    )
+    # The probe always asks for keepalive (to report the server's offer) and goes on
+    # unauthenticated (to report what it can), whatever the options say.
+    options = {**probe.options, "profile": "opportunistic", "keepalive": True}
+    client = dotclient.Client(probe.server, **options, max_connections=1)
     with client:
         try:
             first = client.resolve(probe.name, probe.rdtype)
