@@ -565,3 +565,36 @@ def test_connection_and_sni_options_reach_the_client(
     capsys.readouterr()
     assert main([*base, "--idle-timeout", "0"]) == 2
     assert main(["probe", spec, "--ca-file", ca_file, "--keepalive", "--json"]) in (0, 1)
+
+
+def test_bulk_stops_on_ctrl_c_while_its_input_pipe_stays_open(
+    unbound: UnboundServer, ca_file: str, tmp_path: Path
+) -> None:
+    # A producer that has not finished (nor closed the pipe): Ctrl-C must not wait for
+    # a read that never returns.
+    output = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dotclient", "bulk", "-", "-s", spec(unbound)]
+        + ["--ca-file", ca_file, "-o", str(output)],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=subprocess_env(),
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    try:
+        proc.stdin.write(b"a.example.test\n" * 600)  # more than one batch, then nothing
+        proc.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not (output.exists() and output.read_bytes().count(b"\n") >= 512):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdin.close()
+        proc.stderr.close()
+    lines = output.read_bytes().splitlines()
+    assert all(json.loads(line)["rcode"] == "NOERROR" for line in lines)

@@ -21,10 +21,11 @@ import collections
 import contextlib
 import json
 import os
+import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -267,13 +268,49 @@ def run(args: argparse.Namespace) -> int:
         show = args.progress if args.progress is not None else is_terminal(sys.stderr)
         tally = Tally()
         started = time.monotonic()
-        asyncio.run(_bulk(args, clients, source, out, done, tally, total, show))
+        _run_interruptibly(_bulk(args, clients, source, out, done, tally, total, show))
         elapsed = time.monotonic() - started
     if not args.quiet:
         _summary(tally, elapsed)
     if tally.failed and tally.failed == tally.done and tally.last_error is not None:
         return exit_code(tally.last_error)
     return EXIT_RCODE if tally.failed else EXIT_OK
+
+
+def _run_interruptibly(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on a new event loop; Ctrl-C cancels it, so it unwinds at an await
+    (closing its clients and flushing its output) and KeyboardInterrupt follows.
+
+    ``asyncio.run`` does so only from Python 3.11, and on every version waits at exit for
+    its executor's threads, one of which may be blocked reading a pipe that never ends.
+    """
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(main)
+    try:
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+        handled = True
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread
+        handled = False
+    try:
+        loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+        try:
+            loop.run_until_complete(_cancel_leftovers())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+async def _cancel_leftovers() -> None:
+    """Cancel the tasks still running on this loop and wait for them to unwind."""
+    leftovers = asyncio.all_tasks() - {asyncio.current_task()}
+    for leftover in leftovers:
+        leftover.cancel()
+    await asyncio.gather(*leftovers, return_exceptions=True)
 
 
 def _count_names(path: str) -> int | None:
@@ -297,7 +334,8 @@ async def _bulk(
     total: int | None,
     show: bool,
 ) -> None:
-    queue: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=4)
+    queue: asyncio.Queue[list[Line]] = asyncio.Queue(maxsize=4)  # from the reader thread
+    ready: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=4)  # to the workers
     bucket = TokenBucket(args.rate) if args.rate else None
     writer = _Writer(out)
     turn = 0  # round-robin position over the clients
@@ -317,20 +355,43 @@ async def _bulk(
                 break
         return batch
 
+    loop = asyncio.get_running_loop()
+
+    def read_all() -> None:
+        # A daemon thread of its own, not an executor's: a read blocked on a pipe that
+        # never ends must not keep the process from exiting (Ctrl-C).
+        try:
+            while not stop.is_set():
+                batch = read_batch()
+                asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
+                if not batch:
+                    return
+        except Exception as exc:  # the loop is gone (interrupted), or reading failed
+            failed.append(exc)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, [])
+
+    failed: list[Exception] = []
+
     async def reader() -> None:
+        threading.Thread(target=read_all, name="dotclient-bulk-reader", daemon=True).start()
         while True:
-            batch = await asyncio.to_thread(read_batch)
+            batch = await queue.get()
             if not batch:
                 break
-            await queue.put(batch)
+            await ready.put(batch)
+        if failed and not stop.is_set():
+            raise failed[0]
         for _ in range(args.concurrency):
-            await queue.put(None)
+            await ready.put(None)
 
     pending: collections.deque[Line] = collections.deque()
 
     async def next_line() -> Line | None:
         while not pending:
-            batch = await queue.get()
+            if ready.empty():
+                writer.flush()  # waiting for input: let what is done be seen now
+            batch = await ready.get()
             if batch is None:
                 return None
             pending.extend(batch)
