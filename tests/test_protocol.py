@@ -383,15 +383,16 @@ def _response_wire(data: bytes, **changes: object) -> bytes:
     return response.to_wire()
 
 
-@pytest.mark.parametrize(
-    ("changes", "detail"),
-    [
-        ({"rdtype": "AAAA"}, "question example.com. IN AAAA, expected example.com. IN A"),
-        ({"rdclass": "CH"}, "question example.com. CH A, expected example.com. IN A"),
-        ({"name": "other.example."}, "question other.example. IN A, expected example.com. IN A"),
-        ({"opcode": "NOTIFY"}, "opcode NOTIFY, expected QUERY"),
-    ],
-)
+# A query for example.com A answered with one thing changed, and the mismatch reported.
+MISMATCHES = [
+    ({"rdtype": "AAAA"}, "question example.com. IN AAAA, expected example.com. IN A"),
+    ({"rdclass": "CH"}, "question example.com. CH A, expected example.com. IN A"),
+    ({"name": "other.example."}, "question other.example. IN A, expected example.com. IN A"),
+    ({"opcode": "NOTIFY"}, "opcode NOTIFY, expected QUERY"),
+]
+
+
+@pytest.mark.parametrize(("changes", "detail"), MISMATCHES)
 def test_mismatched_question_or_opcode(changes: dict[str, object], detail: str) -> None:
     proto = DoTProtocol()
     qid, data = proto.send_query(make_query("example.com", "A"))
@@ -1094,15 +1095,7 @@ def test_lean_name_compared_case_insensitively() -> None:
     assert proto.result(qid) == wire
 
 
-@pytest.mark.parametrize(
-    ("changes", "detail"),
-    [
-        ({"rdtype": "AAAA"}, "question example.com. IN AAAA, expected example.com. IN A"),
-        ({"rdclass": "CH"}, "question example.com. CH A, expected example.com. IN A"),
-        ({"name": "other.example."}, "question other.example. IN A, expected example.com. IN A"),
-        ({"opcode": "NOTIFY"}, "opcode NOTIFY, expected QUERY"),
-    ],
-)
+@pytest.mark.parametrize(("changes", "detail"), MISMATCHES)
 def test_lean_mismatched_question_or_opcode(changes: dict[str, object], detail: str) -> None:
     proto, qid, data = _lean("example.com", "A")
     proto.receive_data(frame(_response_wire(data, **changes)))

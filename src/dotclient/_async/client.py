@@ -592,7 +592,7 @@ class AsyncClient:
                 # Not counted as a send: after two stalls the client stops pipelining
                 # to this server, and then no query can stall behind another.
                 sends -= 1
-                self._count("resent")
+                self._count_resend()
                 continue
             except ConnectionLost as exc:
                 self._server_closed(connection)
@@ -612,7 +612,7 @@ class AsyncClient:
                 # The server closed the connection (idle timeout, restart, a limit on
                 # queries per connection): that says nothing about this query, so it
                 # goes out again on a new connection, within its own deadline.
-                self._count("resent")
+                self._count_resend()
                 continue
             except Timeout:
                 if connection.last_data < sent:
@@ -631,9 +631,9 @@ class AsyncClient:
                 self._release(connection)
             return self._config.response(query, answer, started, connection.tls)
 
-    def _count(self, what: str) -> None:
+    def _count_resend(self) -> None:
         with self._mutex:
-            setattr(self._stats, what, getattr(self._stats, what) + 1)
+            self._stats.resent += 1
 
     async def _acquire(self, deadline: float) -> AsyncConnection:
         """A connection with room for one more query: the least busy open one, a new
