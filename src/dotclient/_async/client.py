@@ -581,6 +581,7 @@ class AsyncClient:
                 continue
             sends += 1
             sent = time.monotonic()
+            answered_before = self._stats.responses
             try:
                 answer = await connection.exchange(request, deadline, self._pipelining is None)
             except _Stalled:
@@ -598,12 +599,15 @@ class AsyncClient:
                 self._server_closed(connection)
                 self._retire(connection)
                 _name_server(exc, server)
-                if not self._closed and (
-                    isinstance(exc, _NotSent) or connection.protocol.answered
-                ):
-                    # Never written, or lost on a connection that was answering others:
-                    # the server's doing (a limit per connection), so not counted as a
-                    # failed send. Still bounded, and by the deadline.
+                progress = connection.protocol.answered or self._stats.responses > answered_before
+                reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
+                if not self._closed and (isinstance(exc, _NotSent) or progress or reset):
+                    # Never written; or lost while the server was answering others (on
+                    # this connection, or on another since this query went out); or the
+                    # server reset the connection, which discards answers it had sent (a
+                    # limit per connection hit while queries were still arriving). The
+                    # server's doing, so not counted as a failed send. Still bounded, and
+                    # by the deadline.
                     free += 1
                     if free <= _MAX_FREE_RESENDS:
                         sends -= 1
