@@ -26,6 +26,7 @@ SUBS = [
     (r"AsyncLock", "Lock"),
     (r"AsyncStream", "SyncStream"),
     (r"AsyncConnection", "Connection"),
+    (r"AsyncServerPool", "ServerPool"),
     (r"AsyncClient", "Client"),
     (r"async def", "def"),
     (r"async with", "with"),

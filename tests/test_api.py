@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 PUBLIC = [
     "PRESETS",
+    "AllServersFailed",
     "AsyncClient",
     "AuthenticationError",
     "Client",
@@ -27,6 +28,7 @@ PUBLIC = [
     "RcodeError",
     "Response",
     "Server",
+    "ServerState",
     "TLSError",
     "TLSInfo",
     "Timeout",

@@ -40,6 +40,7 @@ EXPECTED_PARENTS = {
     "AuthenticationError": "TLSError",
     "Timeout": "DoTError",
     "ProtocolError": "DoTError",
+    "AllServersFailed": "DoTError",
     "RcodeError": "DoTError",
 }
 
@@ -307,3 +308,15 @@ def test_no_exception_no_change() -> None:
     with map_io_errors("send", SERVER):
         value = 1
     assert value == 1
+
+
+def test_all_servers_failed_pickles_with_its_errors() -> None:
+    other = dotclient.Server("192.0.2.54")
+    errors = ((SERVER, Timeout("slow", server=SERVER)), (other, ConnectError("refused")))
+    error = dotclient.AllServersFailed("both failed", errors=errors)
+    clone = pickle.loads(pickle.dumps(error))
+    assert str(clone) == "both failed"
+    assert [s for s, _ in clone.errors] == [SERVER, other]
+    assert [type(e) for _, e in clone.errors] == [Timeout, ConnectError]
+    assert clone.errors[0][1].server == SERVER
+    assert dotclient.AllServersFailed("x").errors == ()

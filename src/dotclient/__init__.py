@@ -10,6 +10,7 @@ timeouts.
 
 from ._async.client import AsyncClient, aresolve
 from ._exceptions import (
+    AllServersFailed,
     AuthenticationError,
     ConnectError,
     ConnectionLost,
@@ -20,6 +21,7 @@ from ._exceptions import (
     Timeout,
     TLSError,
 )
+from ._failover import ServerState
 from ._response import Response
 from ._server import PRESETS, Server, parse_server
 from ._stats import ClientStats
@@ -30,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PRESETS",
+    "AllServersFailed",
     "AsyncClient",
     "AuthenticationError",
     "Client",
@@ -42,6 +45,7 @@ __all__ = [
     "RcodeError",
     "Response",
     "Server",
+    "ServerState",
     "TLSError",
     "TLSInfo",
     "Timeout",

@@ -17,13 +17,16 @@ import dns.rdataclass
 import dns.rdatatype
 
 from ._exceptions import Timeout
+from ._failover import STRATEGIES
 from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
 from ._response import Response
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
 
 __all__ = [
+    "DEFAULT_BACKOFF",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_BACKOFF",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_TIMEOUT",
@@ -41,6 +44,11 @@ DEFAULT_MAX_CONNECTIONS = 2
 DEFAULT_MAX_IN_FLIGHT = 100
 #: Seconds a connection with nothing in flight stays open (RFC 7858 section 3.4).
 DEFAULT_IDLE_TIMEOUT = 10.0
+
+#: Seconds a server that failed is tried only after the others; doubled with each further
+#: failure in a row (RFC 7858 section 3.1), up to DEFAULT_MAX_BACKOFF.
+DEFAULT_BACKOFF = 1.0
+DEFAULT_MAX_BACKOFF = 300.0
 
 ServerSpec = str | Server
 #: A checked question: name, type, class and whether to set the DO bit.
@@ -74,6 +82,29 @@ def remaining(deadline: float, server: Server, what: str = "the answer") -> floa
     return left
 
 
+def _parse_servers(
+    server: ServerSpec | None,
+    servers: Iterable[ServerSpec] | None,
+    auth_name: str | None,
+    pins: Iterable[str | bytes] | None,
+) -> tuple[Server, ...]:
+    if servers is None:
+        return (parse_server(server, auth_name=auth_name, pins=pins),)
+    if server is not None:
+        raise ValueError("give either server or servers, not both")
+    if isinstance(servers, (str, Server)):
+        raise TypeError("servers must be a list of server specs; for one, use server=")
+    if pins is not None:
+        pins = list(pins) if not isinstance(pins, (str, bytes)) else [pins]
+    parsed = tuple(parse_server(spec, auth_name=auth_name, pins=pins) for spec in servers)
+    if not parsed:
+        raise ValueError("servers must name at least one server")
+    for index, each in enumerate(parsed):
+        if each in parsed[:index]:
+            raise ValueError(f"server {each} is listed twice in servers")
+    return parsed
+
+
 class ClientConfig:
     """Validated client options. Every check happens here, before any I/O."""
 
@@ -81,6 +112,11 @@ class ClientConfig:
         self,
         server: ServerSpec | None = None,
         *,
+        servers: Iterable[ServerSpec] | None = None,
+        strategy: str = "failover",
+        server_timeout: float | None = None,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
         auth_name: str | None = None,
         pins: Iterable[str | bytes] | None = None,
@@ -96,8 +132,24 @@ class ClientConfig:
         keepalive: bool = False,
         resumption: bool = True,
     ) -> None:
-        self.server = parse_server(server, auth_name=auth_name, pins=pins)
+        #: The servers, in the order given; ``server`` is the first.
+        self.servers = _parse_servers(server, servers, auth_name, pins)
+        self.server = self.servers[0]
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
+        self.strategy = strategy
         self.timeout = _check_timeout(timeout, DEFAULT_TIMEOUT)
+        #: Seconds one server gets for a query before it moves on to the next; None
+        #: shares the time left evenly among the servers still to try.
+        self.server_timeout = (
+            None if server_timeout is None else _check_timeout(server_timeout, 0, "server_timeout")
+        )
+        self.backoff = _check_timeout(backoff, DEFAULT_BACKOFF, "backoff")
+        self.max_backoff = _check_timeout(max_backoff, DEFAULT_MAX_BACKOFF, "max_backoff")
+        if self.max_backoff < self.backoff:
+            raise ValueError(
+                f"max_backoff ({self.max_backoff}) must not be less than backoff ({self.backoff})"
+            )
         self.max_connections = _check_count("max_connections", max_connections, 64)
         # Query IDs are 16 bits; a connection never has more in flight than that.
         self.max_in_flight = _check_count("max_in_flight", max_in_flight, 65535)
@@ -117,18 +169,32 @@ class ClientConfig:
             )
         if ca_file is not None:
             ca_file = str(ca_file)
-        self.tls = TLSPolicy(
-            self.server,
-            ca_file=ca_file,
-            ssl_context=ssl_context,
-            sni=sni,
-            pin_only=pin_only,
-            profile=profile,
+        #: The TLS policy of each server, in the order of ``servers``.
+        self.policies = tuple(
+            TLSPolicy(
+                each,
+                ca_file=ca_file,
+                ssl_context=ssl_context,
+                sni=sni,
+                pin_only=pin_only,
+                profile=profile,
+            )
+            for each in self.servers
         )
+        self.tls = self.policies[0]
 
     def deadline(self, timeout: float | None) -> float:
         """The ``time.monotonic()`` instant by which a query started now must end."""
         return time.monotonic() + _check_timeout(timeout, self.timeout)
+
+    def share(self, deadline: float, untried: int) -> float | None:
+        """Seconds the next server may take for a query when ``untried`` servers
+        (counting it) are left to try; None for all the time left."""
+        if untried <= 1:
+            return None
+        if self.server_timeout is not None:
+            return self.server_timeout
+        return max(deadline - time.monotonic(), 0.0) / untried
 
     @staticmethod
     def question(
@@ -157,9 +223,10 @@ class ClientConfig:
         message: dns.message.Message | bytes,
         started: float,
         tls: TLSInfo,
+        server: Server,
     ) -> Response:
         """Wrap a validated answer. For a caller's message the wire ID was ours; give
         the caller's back so ``query.is_response(response.message)`` holds."""
         if isinstance(message, dns.message.Message) and query is not None:
             message.id = query.id
-        return Response(message, self.server, time.perf_counter() - started, tls)
+        return Response(message, server, time.perf_counter() - started, tls)

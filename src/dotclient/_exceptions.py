@@ -9,6 +9,7 @@ Everything that goes wrong while talking to a server is a :class:`DoTError`::
     │   └── AuthenticationError  certificate chain, name or SPKI pin did not check out
     ├── Timeout                  the query's time ran out (also a built-in TimeoutError)
     ├── ProtocolError            the server broke RFC 7858 / RFC 1035 framing or matching
+    ├── AllServersFailed         a client with several servers: each one tried failed
     └── RcodeError               raised by Response.raise_for_rcode() only
 
 Using the API wrongly is not a DoTError: a malformed server specification or option
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from ._response import Response
 
 __all__ = [
+    "AllServersFailed",
     "AuthenticationError",
     "ConnectError",
     "ConnectionLost",
@@ -89,6 +91,28 @@ class Timeout(DoTError, _TimeoutBase):
 class ProtocolError(DoTError):
     """The server broke the protocol: a malformed frame or DNS message, or a response
     whose ID, QR bit or question does not match the query (RFC 7766, RFC 5452)."""
+
+
+class AllServersFailed(DoTError):
+    """A client with several servers tried each one it had time for, and each failed.
+
+    ``errors`` pairs every server tried, in the order tried, with the :class:`DoTError`
+    it failed with; the message names them all. A client with one server raises that
+    server's error itself.
+    """
+
+    errors: tuple[tuple[Any, DoTError], ...] = ()
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        server: Any = None,
+        errors: tuple[tuple[Any, DoTError], ...] = (),
+    ) -> None:
+        super().__init__(message, server=server)
+        if errors:
+            self.errors = tuple(errors)
 
 
 class RcodeError(DoTError):

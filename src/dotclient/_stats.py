@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ssl
 
+from ._failover import ServerState
 from ._tls import TLSInfo
 
 __all__ = ["ClientStats", "SavedSession"]
@@ -36,10 +37,14 @@ class ClientStats:
     #: Queries in flight now on the open connections (not counting those finishing on
     #: connections already retired).
     in_flight: int = 0
-    #: Whether the server answered pipelined queries: None until known.
+    #: Whether the (first) server answered pipelined queries: None until known.
     pipelining: bool | None = None
-    #: The current limit on queries in flight per connection.
+    #: The current limit on queries in flight per connection (to the first server).
     max_in_flight: int = 0
+    #: Times a query moved on to another server after one failed it.
+    failovers: int = 0
+    #: How each server is doing, in the order the client was given them.
+    servers: tuple[ServerState, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

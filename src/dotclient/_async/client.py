@@ -29,7 +29,9 @@ import dns.rdatatype
 from .._backends import _async as backend
 from .._backends._async import AsyncLock, AsyncStream
 from .._config import (
+    DEFAULT_BACKOFF,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BACKOFF,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
@@ -39,20 +41,23 @@ from .._config import (
     remaining,
 )
 from .._exceptions import (
+    AllServersFailed,
     AuthenticationError,
     ConnectError,
     ConnectionLost,
     DoTError,
     ProtocolError,
     Timeout,
+    TLSError,
 )
+from .._failover import Rotation, ServerState
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
 from .._stats import ClientStats, SavedSession
-from .._tls import TLSInfo
+from .._tls import TLSInfo, TLSPolicy
 
-__all__ = ["AsyncClient", "AsyncConnection", "aresolve"]
+__all__ = ["AsyncClient", "AsyncConnection", "AsyncServerPool", "aresolve"]
 
 _READ_SIZE = 65536
 # A connection that has given up on this many query IDs (timeouts, cancellations) takes
@@ -144,6 +149,7 @@ class AsyncConnection:
     async def connect(
         cls,
         config: ClientConfig,
+        policy: TLSPolicy,
         deadline: float,
         mutex: backend.Mutex,
         saved: SavedSession | None = None,
@@ -155,8 +161,7 @@ class AsyncConnection:
         ``saved`` is a session from an earlier connection to offer for resumption; a
         resumed session was authenticated when it was made, so it keeps that outcome.
         """
-        server = config.server
-        policy = config.tls
+        server = policy.server
         failure: AuthenticationError | None = None
         for index, attempt in enumerate(policy.attempts()):
             left = remaining(deadline, server, "the TLS handshake")
@@ -350,8 +355,393 @@ class AsyncConnection:
         await self.stream.aclose()
 
 
+class _ConnectFailed(Exception):
+    """Carries a DoTError raised while connecting from a pool to its client (never seen
+    by callers): the client may wait and try again where a server is restarting."""
+
+    def __init__(self, error: DoTError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class AsyncServerPool:
+    """The connections a client keeps to one of its servers, and what it has learnt
+    about that server: whether it pipelines, its limit of queries per connection, and
+    a TLS session to resume. Every method that changes state runs under the client's
+    mutex, which it shares with the client's other pools."""
+
+    def __init__(
+        self, config: ClientConfig, index: int, mutex: backend.Mutex, stats: ClientStats
+    ) -> None:
+        self._config = config
+        self.server = config.servers[index]
+        self._policy = config.policies[index]
+        self._mutex = mutex
+        self._stats = stats
+        self._pool: list[AsyncConnection] = []
+        self._connecting = False
+        self._slot_waiters: collections.deque[backend.Event] = collections.deque()
+        # Connects that failed, and the last failure: callers waiting for a slot while
+        # the connect they waited on failed give up on this server too.
+        self._connect_failures = 0
+        self._connect_error: DoTError | None = None
+        #: Queries per connection: max_in_flight, or 1 once the server dropped some.
+        self.limit = config.max_in_flight
+        self.pipelining: bool | None = None
+        self._stall_count = 0
+        # A server that closes connections after a number of answers: the limit learned
+        # (see _server_closed), and the answers before the last close.
+        self._per_connection: int | None = None
+        self._last_close: int | None = None
+        self._session: SavedSession | None = None
+        #: Connections opened to this server, and responses it delivered.
+        self.opened = 0
+        self.responses = 0
+        self.closed = False
+        # Connections whose close was started and not waited for.
+        self._closing: set[AsyncConnection] = set()
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._pool)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(c.reserved for c in self._pool)
+
+    @property
+    def unmatched(self) -> int:
+        """Unmatched responses on the open connections (retired ones add theirs to the
+        client's count when they leave the pool)."""
+        return sum(c.protocol.unmatched for c in self._pool)
+
+    async def exchange(
+        self, request: Request, deadline: float, share: float | None
+    ) -> tuple[dns.message.Message | bytes, TLSInfo]:
+        """Send ``request`` to this server and wait for its validated answer and the
+        connection's TLSInfo. The server gets ``share`` seconds for it (connecting
+        included, waiting for a free connection not), or until ``deadline`` when None.
+        A failure to connect is raised wrapped in :class:`_ConnectFailed`."""
+        server = self.server
+        sends = free = stalls = 0
+        limit: float | None = None
+        while True:
+            try:
+                connection, began = await self._acquire(deadline, share)
+            except DoTError as exc:
+                if isinstance(exc, (ConnectError, TLSError)) and not self.closed:
+                    raise _ConnectFailed(exc) from None
+                raise
+            if limit is None:
+                limit = deadline if share is None else min(deadline, began + share)
+            sends += 1
+            sent = time.monotonic()
+            answered_before = self._stats.responses
+            try:
+                answer = await connection.exchange(request, limit, self.pipelining is None)
+            except _Stalled:
+                self._retire(connection)
+                self._stalled(connection)
+                stalls += 1
+                if stalls > _MAX_SENDS:
+                    raise
+                # Not counted as a send: after two stalls the client stops pipelining
+                # to this server, and then no query can stall behind another.
+                sends -= 1
+                self._count_resend()
+                continue
+            except ConnectionLost as exc:
+                self._server_closed(connection)
+                self._retire(connection)
+                _name_server(exc, server)
+                progress = connection.protocol.answered or self._stats.responses > answered_before
+                reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
+                if not self.closed and (isinstance(exc, _NotSent) or progress or reset):
+                    # Never written; or lost while the server was answering others (on
+                    # this connection, or on another since this query went out); or the
+                    # server reset the connection, which discards answers it had sent (a
+                    # limit per connection hit while queries were still arriving). The
+                    # server's doing, so not counted as a failed send. Still bounded, and
+                    # by the deadline.
+                    free += 1
+                    if free <= _MAX_FREE_RESENDS:
+                        sends -= 1
+                if self.closed or sends >= _MAX_SENDS:
+                    raise
+                # The server closed the connection (idle timeout, restart, a limit on
+                # queries per connection): that says nothing about this query, so it
+                # goes out again on a new connection, within its own deadline.
+                self._count_resend()
+                continue
+            except Timeout:
+                if connection.last_data < sent:
+                    # Nothing at all came back while this query waited: send no more there.
+                    self._retire(connection)
+                raise
+            except DoTError as exc:
+                # The server answered this query wrongly: finish what is in flight there,
+                # but send nothing new to that connection.
+                self._retire(connection)
+                _name_server(exc, server)
+                raise
+            else:
+                self._after_answer(connection)
+            finally:
+                self._release(connection)
+            return answer, connection.tls
+
+    def _count_resend(self) -> None:
+        with self._mutex:
+            self._stats.resent += 1
+
+    async def _acquire(
+        self, deadline: float, share: float | None
+    ) -> tuple[AsyncConnection, float]:
+        """A connection with room for one more query: the least busy open one, a new
+        one if all are full and the pool may grow, else wait for room (until
+        ``deadline``). Also returns when the query's time on this server began: when
+        it got room, or when the connect for it started (which may take ``share``)."""
+        server = self.server
+        while True:
+            waiter: backend.Event | None = None
+            with self._mutex:
+                if self.closed:
+                    raise ConnectionLost("the client was closed", server=server)
+                best: AsyncConnection | None = None
+                for connection in self._pool:
+                    if connection.reserved < self.limit and connection.usable:
+                        if best is None or connection.reserved < best.reserved:
+                            best = connection
+                if best is not None:
+                    self._assign(best)
+                    return best, time.monotonic()
+                opening = not self._connecting and self._active() < self._config.max_connections
+                if opening:
+                    self._connecting = True
+                else:
+                    waiter = backend.Event()
+                    self._slot_waiters.append(waiter)
+                    failures = self._connect_failures
+            if waiter is not None:
+                if not await waiter.wait(remaining(deadline, server, "a free connection")):
+                    with self._mutex:
+                        try:
+                            self._slot_waiters.remove(waiter)
+                        except ValueError:  # woken just as it timed out: pass it on
+                            self._wake_slot()
+                    raise Timeout(
+                        f"timed out waiting for a free connection to {server}", server=server
+                    )
+                with self._mutex:
+                    error = self._connect_error if self._connect_failures != failures else None
+                if error is not None:
+                    # The connect this caller waited for failed: so does its query here.
+                    raise type(error)(str(error), server=server)
+                continue
+            began = time.monotonic()
+            connect_by = deadline if share is None else min(deadline, began + share)
+            try:
+                connection = await AsyncConnection.connect(
+                    self._config, self._policy, connect_by, self._mutex, self._session
+                )
+            except BaseException as exc:
+                with self._mutex:
+                    self._connecting = False
+                    if isinstance(exc, DoTError):
+                        self._connect_failures += 1
+                        self._connect_error = exc
+                        while self._slot_waiters:
+                            self._wake_slot()
+                    else:
+                        self._wake_slot()
+                raise
+            with self._mutex:
+                self._connecting = False
+                self.opened += 1
+                self._stats.connections_opened += 1
+                if connection.tls.resumed:
+                    self._stats.sessions_resumed += 1
+                if self.closed:
+                    closed = True
+                else:
+                    closed = False
+                    self._pool.append(connection)
+                    self._assign(connection)
+                    # The new connection has room for more than this query.
+                    for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                        self._wake_slot()
+            if closed:
+                await connection.aclose()
+                raise ConnectionLost("the client was closed", server=server)
+            return connection, began
+
+    def _assign(self, connection: AsyncConnection) -> None:
+        """Count one more query on ``connection`` (under the mutex)."""
+        connection.reserved += 1
+        connection.assigned += 1
+        self._stats.queries_sent += 1
+        if self._per_connection is not None and connection.assigned >= self._per_connection:
+            # The server will close it after this many: send the rest elsewhere.
+            self._unpool(connection)
+
+    def _unpool(self, connection: AsyncConnection) -> None:
+        """Take ``connection`` out of the pool for good (under the mutex): it takes no
+        new queries and closes when its last one ends."""
+        connection.retired = True
+        if connection in self._pool:
+            self._pool.remove(connection)
+            self._stats.unmatched += connection.protocol.unmatched
+
+    def _server_closed(self, connection: AsyncConnection) -> None:
+        """Learn from a connection the server closed with queries unanswered: two such
+        closes in a row, each after some answers, look like a limit on queries per
+        connection (a restart is not that regular). The larger count is taken: the
+        server did answer that many, and a close that resets the connection can lose
+        the last answers, so the smaller count may be short of the real limit."""
+        with self._mutex:
+            if connection.close_noted or connection.closed:
+                return  # noted already, or closed by this client (idle, close_connections)
+            connection.close_noted = True
+            answered = connection.protocol.answered
+            if not answered:
+                return  # closed before any answer: nothing to learn
+            if self._last_close:
+                self._per_connection = max(answered, self._last_close)
+            self._last_close = answered
+
+    def _active(self) -> int:
+        return sum(1 for c in self._pool if c.usable)
+
+    def _wake_slot(self) -> None:
+        if self._slot_waiters:
+            self._slot_waiters.popleft().set()
+
+    def _retire(self, connection: AsyncConnection) -> None:
+        """Send no more queries on ``connection``; it closes when its last one ends."""
+        with self._mutex:
+            self._unpool(connection)
+            self._wake_slot()
+
+    def _release(self, connection: AsyncConnection) -> None:
+        with self._mutex:
+            connection.reserved -= 1
+            self._wake_slot()
+            if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
+                self._unpool(connection)
+            close = connection.reserved == 0 and connection.retired and not connection.closed
+            if close:
+                connection.closed = True
+            elif connection.reserved == 0:
+                connection.idle_since = time.monotonic()
+                if connection.timer is None and not self.closed:
+                    connection.timer = backend.call_later(
+                        self._idle_timeout(connection), lambda: self._idle_check(connection)
+                    )
+        if close:
+            # Not awaited: the answer is in hand, and a server that closed first never
+            # sends its close_notify, which the graceful close would wait a second for.
+            # aclose() waits for it, so no transport outlives the client.
+            self._closing_add(connection)
+            connection.stream.close_nowait()
+
+    def _closing_add(self, connection: AsyncConnection) -> None:
+        """Remember a connection whose close is under way (under the mutex), and forget
+        those whose close has finished."""
+        self._closing = {c for c in self._closing if not c.stream.closed}
+        self._closing.add(connection)
+
+    def _idle_timeout(self, connection: AsyncConnection) -> float:
+        """Our idle timeout, or shorter if the server offered one (RFC 7828 section
+        3.3.2: the client closes before the server would)."""
+        offered = connection.protocol.keepalive_timeout
+        if offered is None:
+            return self._config.idle_timeout
+        return max(min(self._config.idle_timeout, offered * 0.9), 0.0)
+
+    def _idle_check(self, connection: AsyncConnection) -> None:
+        """Timer: close ``connection`` if it stayed idle for the idle timeout."""
+        with self._mutex:
+            connection.timer = None
+            if connection.reserved or connection.closed:
+                return  # busy again: the next release re-arms the timer
+            left = connection.idle_since + self._idle_timeout(connection) - time.monotonic()
+            if left > 0.001 and not connection.retired:
+                connection.timer = backend.call_later(left, lambda: self._idle_check(connection))
+                return
+            connection.closed = True
+            self._unpool(connection)
+            self._stats.idle_closed += 1
+            self._closing_add(connection)
+        connection.stream.close_nowait()
+
+    def _after_answer(self, connection: AsyncConnection) -> None:
+        """Learn from a connection that answered: pipelining works, and the TLS
+        session to resume next time (TLS 1.3 tickets come after the handshake)."""
+        with self._mutex:
+            self._stats.responses += 1
+            self.responses += 1
+            if connection.pipelined and self.pipelining is None:
+                self.pipelining = True
+            # A resumed connection's session is the one saved; reading a session out of
+            # the ssl module costs a serialisation round trip (~0.4 ms), so only a full
+            # handshake (the first, or one whose ticket the server refused) is read.
+            if self._config.resumption and not (
+                connection.session_saved or connection.tls.resumed
+            ):
+                connection.session_saved = True
+                session = connection.stream.ssl_object.session
+                if session is not None and (session.has_ticket or session.id):
+                    self._session = SavedSession(connection.attempt, session, connection.tls)
+            if connection.protocol.keepalive_timeout == 0 and not connection.retired:
+                # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
+                self._unpool(connection)
+
+    def _stalled(self, connection: AsyncConnection) -> None:
+        """``connection`` stalled with pipelined queries unanswered. Once may be a slow
+        answer behind a quiet connection; a second connection stalling, and the server
+        gets one query per connection at a time from then on."""
+        with self._mutex:
+            if connection.stall_noted:
+                return  # each of its queries reports the same stall
+            connection.stall_noted = True
+            self._stall_count += 1
+            if self.limit != 1 and self._stall_count >= 2:
+                self.limit = 1
+                self.pipelining = False
+                self._stats.pipelining_fallbacks += 1
+
+    def close_soon(self) -> None:
+        """The client is closing (under the mutex): stop the timers, fail the waiters."""
+        self.closed = True
+        for connection in self._pool:
+            if connection.timer is not None:
+                connection.timer.cancel()
+                connection.timer = None
+        while self._slot_waiters:
+            self._wake_slot()
+
+    async def close_connections(self) -> None:
+        """Close every connection now (queries in flight on them fail over to new
+        ones)."""
+        with self._mutex:
+            pool = list(self._pool)
+            for connection in pool:
+                connection.closed = True  # by us: nothing to learn from (_server_closed)
+                self._unpool(connection)
+        for connection in pool:
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connections, and wait for those whose close was under way."""
+        await self.close_connections()
+        with self._mutex:
+            closing, self._closing = self._closing, set()
+        for connection in closing:
+            await connection.stream.aclose()
+
+
 class AsyncClient:
-    """A DoT client for one server that keeps its connections and pipelines queries.
+    """A DoT client that keeps its connections and pipelines queries.
 
     ``server`` is a spec string (``"1.1.1.1"``, ``"9.9.9.9#dns.quad9.net"``,
     ``"[2606:4700:4700::1111]:853"``, ``"dns.google"``, ``"cloudflare"``, ...) or a
@@ -359,11 +749,21 @@ class AsyncClient:
 
     Options (all keyword-only):
 
-    * ``timeout`` (5.0): seconds for a whole query, connection set-up included.
+    * ``servers``: several server specs instead of ``server``, tried in turn when one
+      fails (see below); ``strategy`` is ``"failover"`` (default: always the first
+      server that works, in the order given) or ``"round_robin"`` (each query starts at
+      the next server). ``server_timeout``: seconds one server gets for a query before
+      it moves on (default: the time left shared evenly among the servers still to
+      try). ``backoff`` (1.0) and ``max_backoff`` (300.0): a server that failed goes to
+      the back of the order for ``backoff`` seconds, doubled with each further failure
+      in a row, up to ``max_backoff`` (RFC 7858 section 3.1).
+    * ``timeout`` (5.0): seconds for a whole query, connection set-up and every
+      server tried included.
     * ``auth_name``: the authentication domain name to verify and send as SNI.
     * ``pins``: SHA-256 SPKI pins (``"sha256/BASE64"``, RFC 7858 section 4.2); one must
       match the verified chain. ``pin_only=True`` trusts a matching pin alone (for a
-      self-signed server), without CA or name checks.
+      self-signed server), without CA or name checks. With ``servers``, both apply to
+      every server; give each its own in its spec or :class:`Server` instead.
     * ``sni``: a different SNI name to send, or ``False`` for none; the name verified
       stays the authentication name.
     * ``ca_file``: PEM trust anchors replacing certifi's bundle (a private CA).
@@ -373,7 +773,7 @@ class AsyncClient:
       says so in :attr:`Response.authenticated`.
     * ``padding`` (True): pad queries to multiples of 128 octets (RFC 8467).
     * ``max_in_flight`` (100): queries pipelined on one connection (RFC 7766 section
-      6.2.1.1); ``max_connections`` (2): connections kept to the server. A second
+      6.2.1.1); ``max_connections`` (2): connections kept to each server. A second
       connection opens only when the first is full; past both limits callers wait
       (within their timeout) instead of failing.
     * ``idle_timeout`` (10.0): seconds a connection with nothing in flight stays open.
@@ -389,7 +789,14 @@ class AsyncClient:
     dnsdist needs to pipeline. A server not yet seen to pipeline that leaves a query
     unanswered behind answered ones and falls silent for 0.4 s is taken to drop
     pipelined queries: they are resent, and after a second time the client sends that
-    server one query per connection at a time.
+    server one query per connection at a time. A server that served this client and
+    then refuses connections (a restart) is tried again after 50 ms, 100 ms, ... within
+    the query's timeout.
+
+    With several servers, a query that fails on one (connect, TLS or authentication
+    failure, timeout, a bad answer, the connection lost after its resends) moves to the
+    next; when every server fails, :class:`AllServersFailed` names each and its error.
+    A response with any RCODE is an answer: SERVFAIL and REFUSED do not move on.
 
     Use it as a context manager, or call :meth:`aclose` when done.
     """
@@ -398,6 +805,11 @@ class AsyncClient:
         self,
         server: ServerSpec | None = None,
         *,
+        servers: Iterable[ServerSpec] | None = None,
+        strategy: str = "failover",
+        server_timeout: float | None = None,
+        backoff: float = DEFAULT_BACKOFF,
+        max_backoff: float = DEFAULT_MAX_BACKOFF,
         timeout: float = DEFAULT_TIMEOUT,
         auth_name: str | None = None,
         pins: Iterable[str | bytes] | None = None,
@@ -413,8 +825,13 @@ class AsyncClient:
         keepalive: bool = False,
         resumption: bool = True,
     ) -> None:
-        self._config = ClientConfig(
+        self._config = config = ClientConfig(
             server,
+            servers=servers,
+            strategy=strategy,
+            server_timeout=server_timeout,
+            backoff=backoff,
+            max_backoff=max_backoff,
             timeout=timeout,
             auth_name=auth_name,
             pins=pins,
@@ -431,27 +848,25 @@ class AsyncClient:
             resumption=resumption and ssl_context is None,
         )
         self._mutex = backend.Mutex()
-        self._pool: list[AsyncConnection] = []
-        self._connecting = False
-        self._slot_waiters: collections.deque[backend.Event] = collections.deque()
-        #: Queries per connection: max_in_flight, or 1 once the server dropped some.
-        self._limit = self._config.max_in_flight
-        self._pipelining: bool | None = None
-        self._stall_count = 0
-        # A server that closes connections after a number of answers: the limit learned
-        # (see _server_closed), and the answers before the last close.
-        self._per_connection: int | None = None
-        self._last_close: int | None = None
-        self._session: SavedSession | None = None
         self._stats = ClientStats()
+        self._pools = [
+            AsyncServerPool(config, index, self._mutex, self._stats)
+            for index in range(len(config.servers))
+        ]
+        self._rotation = Rotation(
+            len(config.servers), config.strategy, config.backoff, config.max_backoff
+        )
         self._closed = False
-        # Connections whose close was started and not waited for.
-        self._closing: set[AsyncConnection] = set()
 
     @property
     def server(self) -> Server:
-        """The server this client talks to."""
+        """The server this client talks to (the first, with several)."""
         return self._config.server
+
+    @property
+    def servers(self) -> tuple[Server, ...]:
+        """The client's servers, in the order given."""
+        return self._config.servers
 
     @property
     def timeout(self) -> float:
@@ -461,16 +876,33 @@ class AsyncClient:
     @property
     def stats(self) -> ClientStats:
         """Counters since the client was made (a snapshot): connections opened and
-        resumed, queries sent and resent, responses, unmatched responses, and what is
-        open and in flight now."""
+        resumed, queries sent and resent, responses, unmatched responses, what is open
+        and in flight now, and how each server is doing (``servers``)."""
         with self._mutex:
+            now = time.monotonic()
+            rotation = self._rotation
+            states = tuple(
+                ServerState(
+                    pool.server,
+                    failures=rotation.failures[index],
+                    retry_in=rotation.retry_in(index, now),
+                    last_error=rotation.errors[index],
+                    responses=pool.responses,
+                    open_connections=pool.open_connections,
+                    in_flight=pool.in_flight,
+                    pipelining=pool.pipelining,
+                    max_in_flight=pool.limit,
+                )
+                for index, pool in enumerate(self._pools)
+            )
             return dataclasses.replace(
                 self._stats,
-                open_connections=len(self._pool),
-                in_flight=sum(c.reserved for c in self._pool),
-                unmatched=self._stats.unmatched + sum(c.protocol.unmatched for c in self._pool),
-                pipelining=self._pipelining,
-                max_in_flight=self._limit,
+                open_connections=sum(s.open_connections for s in states),
+                in_flight=sum(s.in_flight for s in states),
+                unmatched=self._stats.unmatched + sum(p.unmatched for p in self._pools),
+                pipelining=states[0].pipelining,
+                max_in_flight=states[0].max_in_flight,
+                servers=states,
             )
 
     async def resolve(
@@ -550,317 +982,87 @@ class AsyncClient:
         if self._closed:
             raise RuntimeError("this client has been closed")
         capacity = self._config.max_in_flight * self._config.max_connections
+        if self._config.strategy == "round_robin":
+            capacity *= len(self._pools)
         await backend.run_workers(min(len(names), capacity), worker)
         if failures:
             raise failures[0]
         return cast("list[Response | Exception]", results)
 
-    # -- the pool ----------------------------------------------------------------------
-
     async def _exchange(
         self, request: Request, query: dns.message.Message | None, deadline: float
     ) -> Response:
+        """Send ``request`` to the servers in the rotation's order until one answers."""
         if self._closed:
             raise RuntimeError("this client has been closed")
         started = time.perf_counter()
-        server = self._config.server
-        sends = free = stalls = 0
-        backoff = _RECONNECT_BACKOFF
+        rotation, pools = self._rotation, self._pools
+        errors: dict[Server, DoTError] = {}
+        pause = _RECONNECT_BACKOFF
         while True:
-            try:
-                connection = await self._acquire(deadline)
-            except ConnectError:
-                if not self._stats.connections_opened or self._closed:
-                    raise
-                if deadline - time.monotonic() < backoff:
-                    raise
-                # A server this client has used refuses new connections: it may be
-                # restarting. Try again shortly, within the query's deadline.
-                await backend.sleep(backoff)
-                backoff *= 2
-                continue
-            sends += 1
-            sent = time.monotonic()
-            answered_before = self._stats.responses
-            try:
-                answer = await connection.exchange(request, deadline, self._pipelining is None)
-            except _Stalled:
-                self._retire(connection)
-                self._stalled(connection)
-                stalls += 1
-                if stalls > _MAX_SENDS:
-                    raise
-                # Not counted as a send: after two stalls the client stops pipelining
-                # to this server, and then no query can stall behind another.
-                sends -= 1
-                self._count_resend()
-                continue
-            except ConnectionLost as exc:
-                self._server_closed(connection)
-                self._retire(connection)
-                _name_server(exc, server)
-                progress = connection.protocol.answered or self._stats.responses > answered_before
-                reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
-                if not self._closed and (isinstance(exc, _NotSent) or progress or reset):
-                    # Never written; or lost while the server was answering others (on
-                    # this connection, or on another since this query went out); or the
-                    # server reset the connection, which discards answers it had sent (a
-                    # limit per connection hit while queries were still arriving). The
-                    # server's doing, so not counted as a failed send. Still bounded, and
-                    # by the deadline.
-                    free += 1
-                    if free <= _MAX_FREE_RESENDS:
-                        sends -= 1
-                if self._closed or sends >= _MAX_SENDS:
-                    raise
-                # The server closed the connection (idle timeout, restart, a limit on
-                # queries per connection): that says nothing about this query, so it
-                # goes out again on a new connection, within its own deadline.
-                self._count_resend()
-                continue
-            except Timeout:
-                if connection.last_data < sent:
-                    # Nothing at all came back while this query waited: send no more there.
-                    self._retire(connection)
-                raise
-            except DoTError as exc:
-                # The server answered this query wrongly: finish what is in flight there,
-                # but send nothing new to that connection.
-                self._retire(connection)
-                _name_server(exc, server)
-                raise
-            else:
-                self._after_answer(connection)
-            finally:
-                self._release(connection)
-            return self._config.response(query, answer, started, connection.tls)
-
-    def _count_resend(self) -> None:
-        with self._mutex:
-            self._stats.resent += 1
-
-    async def _acquire(self, deadline: float) -> AsyncConnection:
-        """A connection with room for one more query: the least busy open one, a new
-        one if all are full and the pool may grow, else wait for room."""
-        server = self._config.server
-        while True:
-            waiter: backend.Event | None = None
             with self._mutex:
-                if self._closed:
-                    raise ConnectionLost("the client was closed", server=server)
-                best: AsyncConnection | None = None
-                for connection in self._pool:
-                    if connection.reserved < self._limit and connection.usable:
-                        if best is None or connection.reserved < best.reserved:
-                            best = connection
-                if best is not None:
-                    self._assign(best)
-                    return best
-                opening = not self._connecting and self._active() < self._config.max_connections
-                if opening:
-                    self._connecting = True
-                else:
-                    waiter = backend.Event()
-                    self._slot_waiters.append(waiter)
-            if waiter is not None:
-                if not await waiter.wait(remaining(deadline, server, "a free connection")):
+                order = rotation.order(time.monotonic())
+            restarting = False
+            for position, index in enumerate(order):
+                pool = pools[index]
+                share = self._config.share(deadline, len(order) - position)
+                try:
+                    answer, tls = await pool.exchange(request, deadline, share)
+                except (DoTError, _ConnectFailed) as caught:
+                    if isinstance(caught, _ConnectFailed):
+                        exc = caught.error
+                        # A server that served this client and now refuses connections
+                        # may be restarting: worth another round within the deadline.
+                        if pool.opened and isinstance(exc, ConnectError):
+                            restarting = True
+                    else:
+                        exc = caught
+                    if self._closed:
+                        raise exc from None
+                    errors[pool.server] = exc
                     with self._mutex:
-                        try:
-                            self._slot_waiters.remove(waiter)
-                        except ValueError:  # woken just as it timed out: pass it on
-                            self._wake_slot()
-                    raise Timeout(
-                        f"timed out waiting for a free connection to {server}", server=server
-                    )
+                        rotation.failed(index, str(exc), time.monotonic())
+                        if position + 1 < len(order):
+                            self._stats.failovers += 1
+                    if time.monotonic() >= deadline:
+                        break
+                    continue
+                if rotation.failures[index]:
+                    with self._mutex:
+                        rotation.succeeded(index)
+                return self._config.response(query, answer, started, tls, pool.server)
+            if restarting and deadline - time.monotonic() >= pause:
+                await backend.sleep(pause)
+                pause *= 2
                 continue
-            try:
-                connection = await AsyncConnection.connect(
-                    self._config, deadline, self._mutex, self._session
-                )
-            except BaseException:
-                with self._mutex:
-                    self._connecting = False
-                    self._wake_slot()
-                raise
-            with self._mutex:
-                self._connecting = False
-                self._stats.connections_opened += 1
-                if connection.tls.resumed:
-                    self._stats.sessions_resumed += 1
-                if self._closed:
-                    closed = True
-                else:
-                    closed = False
-                    self._pool.append(connection)
-                    self._assign(connection)
-                    # The new connection has room for more than this query.
-                    for _ in range(min(len(self._slot_waiters), self._limit - 1)):
-                        self._wake_slot()
-            if closed:
-                await connection.aclose()
-                raise ConnectionLost("the client was closed", server=server)
-            return connection
+            raise self._all_failed(errors)
 
-    def _assign(self, connection: AsyncConnection) -> None:
-        """Count one more query on ``connection`` (under the mutex)."""
-        connection.reserved += 1
-        connection.assigned += 1
-        self._stats.queries_sent += 1
-        if self._per_connection is not None and connection.assigned >= self._per_connection:
-            # The server will close it after this many: send the rest elsewhere.
-            self._unpool(connection)
-
-    def _unpool(self, connection: AsyncConnection) -> None:
-        """Take ``connection`` out of the pool for good (under the mutex): it takes no
-        new queries and closes when its last one ends."""
-        connection.retired = True
-        if connection in self._pool:
-            self._pool.remove(connection)
-            self._stats.unmatched += connection.protocol.unmatched
-
-    def _server_closed(self, connection: AsyncConnection) -> None:
-        """Learn from a connection the server closed with queries unanswered: two such
-        closes in a row, each after some answers, look like a limit on queries per
-        connection (a restart is not that regular). The larger count is taken: the
-        server did answer that many, and a close that resets the connection can lose
-        the last answers, so the smaller count may be short of the real limit."""
-        with self._mutex:
-            if connection.close_noted or connection.closed:
-                return  # noted already, or closed by this client (idle, close_connections)
-            connection.close_noted = True
-            answered = connection.protocol.answered
-            if not answered:
-                return  # closed before any answer: nothing to learn
-            if self._last_close:
-                self._per_connection = max(answered, self._last_close)
-            self._last_close = answered
-
-    def _active(self) -> int:
-        return sum(1 for c in self._pool if c.usable)
-
-    def _wake_slot(self) -> None:
-        if self._slot_waiters:
-            self._slot_waiters.popleft().set()
-
-    def _retire(self, connection: AsyncConnection) -> None:
-        """Send no more queries on ``connection``; it closes when its last one ends."""
-        with self._mutex:
-            self._unpool(connection)
-            self._wake_slot()
-
-    def _release(self, connection: AsyncConnection) -> None:
-        with self._mutex:
-            connection.reserved -= 1
-            self._wake_slot()
-            if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
-                self._unpool(connection)
-            close = connection.reserved == 0 and connection.retired and not connection.closed
-            if close:
-                connection.closed = True
-            elif connection.reserved == 0:
-                connection.idle_since = time.monotonic()
-                if connection.timer is None and not self._closed:
-                    connection.timer = backend.call_later(
-                        self._idle_timeout(connection), lambda: self._idle_check(connection)
-                    )
-        if close:
-            # Not awaited: the answer is in hand, and a server that closed first never
-            # sends its close_notify, which the graceful close would wait a second for.
-            # aclose() waits for it, so no transport outlives the client.
-            self._closing_add(connection)
-            connection.stream.close_nowait()
-
-    def _closing_add(self, connection: AsyncConnection) -> None:
-        """Remember a connection whose close is under way (under the mutex), and forget
-        those whose close has finished."""
-        self._closing = {c for c in self._closing if not c.stream.closed}
-        self._closing.add(connection)
-
-    def _idle_timeout(self, connection: AsyncConnection) -> float:
-        """Our idle timeout, or shorter if the server offered one (RFC 7828 section
-        3.3.2: the client closes before the server would)."""
-        offered = connection.protocol.keepalive_timeout
-        if offered is None:
-            return self._config.idle_timeout
-        return max(min(self._config.idle_timeout, offered * 0.9), 0.0)
-
-    def _idle_check(self, connection: AsyncConnection) -> None:
-        """Timer: close ``connection`` if it stayed idle for the idle timeout."""
-        with self._mutex:
-            connection.timer = None
-            if connection.reserved or connection.closed:
-                return  # busy again: the next release re-arms the timer
-            left = connection.idle_since + self._idle_timeout(connection) - time.monotonic()
-            if left > 0.001 and not connection.retired:
-                connection.timer = backend.call_later(left, lambda: self._idle_check(connection))
-                return
-            connection.closed = True
-            self._unpool(connection)
-            self._stats.idle_closed += 1
-            self._closing_add(connection)
-        connection.stream.close_nowait()
-
-    def _after_answer(self, connection: AsyncConnection) -> None:
-        """Learn from a connection that answered: pipelining works, and the TLS
-        session to resume next time (TLS 1.3 tickets come after the handshake)."""
-        with self._mutex:
-            self._stats.responses += 1
-            if connection.pipelined and self._pipelining is None:
-                self._pipelining = True
-            # A resumed connection's session is the one saved; reading a session out of
-            # the ssl module costs a serialisation round trip (~0.4 ms), so only a full
-            # handshake (the first, or one whose ticket the server refused) is read.
-            if self._config.resumption and not (
-                connection.session_saved or connection.tls.resumed
-            ):
-                connection.session_saved = True
-                session = connection.stream.ssl_object.session
-                if session is not None and (session.has_ticket or session.id):
-                    self._session = SavedSession(connection.attempt, session, connection.tls)
-            if connection.protocol.keepalive_timeout == 0 and not connection.retired:
-                # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
-                self._unpool(connection)
-
-    def _stalled(self, connection: AsyncConnection) -> None:
-        """``connection`` stalled with pipelined queries unanswered. Once may be a slow
-        answer behind a quiet connection; a second connection stalling, and the server
-        gets one query per connection at a time from then on."""
-        with self._mutex:
-            if connection.stall_noted:
-                return  # each of its queries reports the same stall
-            connection.stall_noted = True
-            self._stall_count += 1
-            if self._limit != 1 and self._stall_count >= 2:
-                self._limit = 1
-                self._pipelining = False
-                self._stats.pipelining_fallbacks += 1
+    def _all_failed(self, errors: dict[Server, DoTError]) -> DoTError:
+        """The error a query that failed everywhere raises: the server's own with one
+        server, else one naming each server tried and how it failed."""
+        if len(self._pools) == 1:
+            return next(iter(errors.values()))
+        reasons = "; ".join(f"{server}: {error}" for server, error in errors.items())
+        count = f"all {len(errors)}" if len(errors) == len(self._pools) else f"{len(errors)}"
+        tried = f"{count} of {len(self._pools)} servers tried"
+        return AllServersFailed(
+            f"every server failed ({tried}): {reasons}", errors=tuple(errors.items())
+        )
 
     async def close_connections(self) -> None:
         """Close every connection now (queries in flight on them fail over to new
         ones). The next query reconnects, resuming the TLS session when it can."""
-        with self._mutex:
-            pool = list(self._pool)
-            for connection in pool:
-                connection.closed = True  # by us: nothing to learn from (_server_closed)
-                self._unpool(connection)
-        for connection in pool:
-            await connection.aclose()
+        for pool in self._pools:
+            await pool.close_connections()
 
     async def aclose(self) -> None:
         """Close the connections; the client cannot be used afterwards."""
         with self._mutex:
             self._closed = True
-            for connection in self._pool:
-                if connection.timer is not None:
-                    connection.timer.cancel()
-                    connection.timer = None
-            while self._slot_waiters:
-                self._wake_slot()
-        await self.close_connections()
-        with self._mutex:
-            closing, self._closing = self._closing, set()
-        for connection in closing:
-            await connection.stream.aclose()
+            for pool in self._pools:
+                pool.close_soon()
+        for pool in self._pools:
+            await pool.aclose()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -875,7 +1077,10 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
-        return f"<{type(self).__name__} {self._config.server} {state}>"
+        servers = ", ".join(str(s) for s in self._config.servers)
+        if len(self._pools) > 1:
+            servers += f" ({self._config.strategy})"
+        return f"<{type(self).__name__} {servers} {state}>"
 
 
 async def aresolve(
@@ -884,6 +1089,9 @@ async def aresolve(
     rdclass: dns.rdataclass.RdataClass | str | int = "IN",
     *,
     server: ServerSpec | None = None,
+    servers: Iterable[ServerSpec] | None = None,
+    strategy: str = "failover",
+    server_timeout: float | None = None,
     dnssec: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
     auth_name: str | None = None,
@@ -897,11 +1105,15 @@ async def aresolve(
 ) -> Response:
     """Resolve one name on a new connection, then close it.
 
-    Takes the options of :class:`AsyncClient`; ``timeout`` bounds the whole call. For
-    more than one query, keep an :class:`AsyncClient` and save the handshakes.
+    Takes the options of :class:`AsyncClient`; ``timeout`` bounds the whole call, every
+    server tried included. For more than one query, keep an :class:`AsyncClient` and
+    save the handshakes.
     """
     async with AsyncClient(
         server,
+        servers=servers,
+        strategy=strategy,
+        server_timeout=server_timeout,
         timeout=timeout,
         auth_name=auth_name,
         pins=pins,

@@ -1,0 +1,101 @@
+"""Which server a query goes to first, and which servers to avoid for a while.
+
+No I/O and no clock: the caller passes ``now`` (``time.monotonic()``), as the protocol
+core does. The client calls :meth:`Rotation.order` for each query, then
+:meth:`Rotation.failed` or :meth:`Rotation.succeeded` for each server it tried, under its
+own lock.
+
+RFC 7858 section 3.1 asks clients to remember servers that failed (timeouts, refused
+connections, failed handshakes) and not to ask them again for a while; here that while
+starts at ``backoff`` seconds and doubles with each further failure, up to
+``max_backoff``. A server backed off is not dropped: it goes to the end of the order, so
+a query still tries it when every other server has failed too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ._server import Server
+
+__all__ = ["STRATEGIES", "Rotation", "ServerState"]
+
+#: The ways a client with several servers spreads its queries.
+STRATEGIES = ("failover", "round_robin")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerState:
+    """How one of a client's servers is doing (``client.stats.servers``, a snapshot)."""
+
+    server: Server
+    #: Failures in a row (connect, TLS, authentication, timeout, bad answers); 0 once a
+    #: query is answered.
+    failures: int = 0
+    #: Seconds until the server is tried in its turn again; 0 when it is not backed off.
+    retry_in: float = 0.0
+    #: What went wrong the last time, while ``failures`` is not 0.
+    last_error: str | None = None
+    #: Responses this server delivered.
+    responses: int = 0
+    #: Connections open to it now, and queries in flight on them.
+    open_connections: int = 0
+    in_flight: int = 0
+    #: Whether it answered pipelined queries: None until known.
+    pipelining: bool | None = None
+    #: The current limit on queries in flight per connection to it.
+    max_in_flight: int = 0
+
+
+class Rotation:
+    """Server order per query, with exponential backoff for servers that fail.
+
+    ``strategy`` is ``"failover"`` (every query starts at the first server that is not
+    backed off, in the order given) or ``"round_robin"`` (each query starts one server
+    further on, skipping backed-off ones).
+    """
+
+    def __init__(self, count: int, strategy: str, backoff: float, max_backoff: float) -> None:
+        self.count = count
+        self.strategy = strategy
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self._next = 0
+        self.failures = [0] * count
+        self.until = [0.0] * count
+        self.errors: list[str | None] = [None] * count
+
+    def order(self, now: float) -> list[int]:
+        """Server indices in the order a query started ``now`` tries them: those not
+        backed off first (by strategy), then the backed-off ones, soonest back first."""
+        start = 0
+        if self.strategy == "round_robin":
+            start = self._next
+            self._next = (start + 1) % self.count
+        ring = [(start + i) % self.count for i in range(self.count)]
+        ready = [i for i in ring if self.until[i] <= now]
+        if len(ready) == self.count:
+            return ready
+        waiting = sorted((i for i in ring if self.until[i] > now), key=self.until.__getitem__)
+        return ready + waiting
+
+    def failed(self, index: int, error: str, now: float) -> None:
+        """Server ``index`` failed a query ``now``. While it is backed off, further
+        failures (the other queries that were in flight there) do not lengthen it."""
+        self.errors[index] = error
+        if self.until[index] > now:
+            return
+        self.failures[index] += 1
+        delay = self.backoff * 2.0 ** min(self.failures[index] - 1, 60)
+        self.until[index] = now + min(delay, self.max_backoff)
+
+    def succeeded(self, index: int) -> None:
+        """Server ``index`` answered: it is healthy again."""
+        if self.failures[index] or self.until[index]:
+            self.failures[index] = 0
+            self.until[index] = 0.0
+            self.errors[index] = None
+
+    def retry_in(self, index: int, now: float) -> float:
+        """Seconds until server ``index`` is no longer backed off."""
+        return max(self.until[index] - now, 0.0)
