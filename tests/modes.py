@@ -46,6 +46,10 @@ class AsyncDriver:
     def stats(self) -> dotclient.ClientStats:
         return self.client.stats
 
+    @property
+    def servers(self) -> tuple[dotclient.Server, ...]:
+        return self.client.servers
+
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
 

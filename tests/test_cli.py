@@ -185,8 +185,11 @@ def test_query_tries_servers_in_order_and_says_which_answered(
     doc = json.loads(out)
     assert code == 0 and doc["server"] == spec(unbound)
     assert [f["server"] for f in doc["failed"]] == [down]
-    code, out, _ = run(capsys, "a.example.test", "-s", down, "-s", down, "--json")
+    also_down = f"127.0.0.1:{closed_port}"  # another server spec: no auth name
+    code, out, _ = run(capsys, "a.example.test", "-s", down, "-s", also_down, "--json")
     assert code == 3 and len(json.loads(out)["failed"]) == 2
+    code, _, err = run(capsys, "a.example.test", "-s", down, "-s", down)
+    assert code == 2 and "listed twice" in err
 
 
 # -- probe ------------------------------------------------------------------------------

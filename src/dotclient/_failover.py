@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ._exceptions import DoTError
 from ._server import Server
 
 __all__ = ["STRATEGIES", "Rotation", "ServerState"]
@@ -34,8 +35,8 @@ class ServerState:
     failures: int = 0
     #: Seconds until the server is tried in its turn again; 0 when it is not backed off.
     retry_in: float = 0.0
-    #: What went wrong the last time, while ``failures`` is not 0.
-    last_error: str | None = None
+    #: The error of its last failure, while ``failures`` is not 0.
+    last_error: DoTError | None = None
     #: Responses this server delivered.
     responses: int = 0
     #: Connections open to it now, and queries in flight on them.
@@ -63,7 +64,7 @@ class Rotation:
         self._next = 0
         self.failures = [0] * count
         self.until = [0.0] * count
-        self.errors: list[str | None] = [None] * count
+        self.errors: list[DoTError | None] = [None] * count
 
     def order(self, now: float) -> list[int]:
         """Server indices in the order a query started ``now`` tries them: those not
@@ -79,7 +80,7 @@ class Rotation:
         waiting = sorted((i for i in ring if self.until[i] > now), key=self.until.__getitem__)
         return ready + waiting
 
-    def failed(self, index: int, error: str, now: float) -> None:
+    def failed(self, index: int, error: DoTError, now: float) -> None:
         """Server ``index`` failed a query ``now``. While it is backed off, further
         failures (the other queries that were in flight there) do not lengthen it."""
         self.errors[index] = error

@@ -35,6 +35,8 @@ class UsageError(Exception):
 
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error a command could not get past."""
+    if isinstance(exc, dotclient.AllServersFailed) and exc.errors:
+        return exit_code(exc.errors[-1][1])  # the last server's failure
     if isinstance(exc, dotclient.TLSError):  # AuthenticationError included
         return EXIT_TLS
     if isinstance(exc, (dotclient.ConnectError, dotclient.Timeout)):

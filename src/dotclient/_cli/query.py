@@ -34,8 +34,8 @@ from .common import (
 DESCRIPTION = """\
 Look a name up over DNS over TLS and print the answer as dig does, or as JSON.
 With several servers (@A @B, --server, --servers A,B) they are tried in order until
-one answers. Exit codes: 0 NOERROR, 1 another RCODE, 2 bad usage, 3 network failure
-or timeout, 4 TLS or authentication failure, 5 protocol error."""
+one answers, within --timeout in all. Exit codes: 0 NOERROR, 1 another RCODE, 2 bad
+usage, 3 network failure or timeout, 4 TLS or authentication failure, 5 protocol error."""
 
 _OPTION_NAMES = {11: "KEEPALIVE", 12: "PADDING"}
 
@@ -83,25 +83,37 @@ def run(args: argparse.Namespace) -> int:
     name, rdtype, rdclass, at_servers = _split_words(args.words)
     specs = server_specs(args, at_servers)
     options = client_options(args)
-    failures: list[tuple[str, BaseException]] = []
-    for spec in specs:
+    if len(specs) > 1:
+        options["servers"] = specs
+    try:
+        client = dotclient.Client(None if len(specs) > 1 else specs[0], **options)
+    except ValueError as exc:  # a bad pin, ca_file or option, a server twice: before I/O
+        raise UsageError(str(exc)) from None
+    response: dotclient.Response | None = None
+    failures: list[tuple[str, BaseException]]
+    with client:
         try:
-            client = dotclient.Client(spec, **options)
-        except ValueError as exc:  # a bad pin, ca_file or option: before any I/O
+            response = client.resolve(name, rdtype, rdclass, dnssec=args.dnssec)
+        except ValueError as exc:  # a malformed name
             raise UsageError(str(exc)) from None
-        with client:
-            try:
-                response = client.resolve(name, rdtype, rdclass, dnssec=args.dnssec)
-            except ValueError as exc:  # a malformed name
-                raise UsageError(str(exc)) from None
-            except dotclient.DoTError as exc:
-                failures.append((str(client.server), exc))
-                if not args.json:
-                    print(f";; {client.server}: {describe(exc)}", file=sys.stderr)
-                continue
+        except dotclient.AllServersFailed as exc:
+            failures = [(str(server), error) for server, error in exc.errors]
+        except dotclient.DoTError as exc:
+            failures = [(str(client.server), exc)]
+        else:  # the servers that failed before one answered
+            failures = [
+                (str(state.server), state.last_error)
+                for state in client.stats.servers
+                if state.last_error is not None
+            ]
+    if not args.json:
+        for server, error in failures:
+            print(f";; {server}: {describe(error)}", file=sys.stderr)
+    failed = [{"server": s, "error": describe(e)} for s, e in failures]
+    if response is not None:
         if args.json:
             document = to_json(response, args.dnssec)
-            document["failed"] = [{"server": s, "error": describe(e)} for s, e in failures]
+            document["failed"] = failed
             print(json.dumps(document, indent=2))
         elif args.short:
             for line in short_lines(response):
@@ -111,11 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK if response.rcode == dns.rcode.NOERROR else EXIT_RCODE
     last = failures[-1][1]
     if args.json:
-        document = {
-            "error": describe(last),
-            "failed": [{"server": s, "error": describe(e)} for s, e in failures],
-        }
-        print(json.dumps(document, indent=2))
+        print(json.dumps({"error": describe(last), "failed": failed}, indent=2))
     elif len(failures) > 1:
         print(f";; no server answered ({len(failures)} tried)", file=sys.stderr)
     return exit_code(last)

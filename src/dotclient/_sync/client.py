@@ -1021,7 +1021,7 @@ class Client:
                         raise exc from None
                     errors[pool.server] = exc
                     with self._mutex:
-                        rotation.failed(index, str(exc), time.monotonic())
+                        rotation.failed(index, exc, time.monotonic())
                         if position + 1 < len(order):
                             self._stats.failovers += 1
                     if time.monotonic() >= deadline:
