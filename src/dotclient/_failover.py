@@ -69,6 +69,8 @@ class Rotation:
     def order(self, now: float) -> list[int]:
         """Server indices in the order a query started ``now`` tries them: those not
         backed off first (by strategy), then the backed-off ones, soonest back first."""
+        if self.count == 1:
+            return [0]
         start = 0
         if self.strategy == "round_robin":
             start = self._next
