@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -356,3 +356,34 @@ def test_unbound_behind_a_dead_server_answers_every_query(
         assert [r.rcode.name for r in results[:3]] == ["NOERROR", "NOERROR", "NXDOMAIN"]
         assert client.stats.servers[1].responses == 300
         assert client.stats.servers[0].failures == 1
+
+
+def test_no_query_lost_when_the_first_server_stops_under_load(
+    mode: str, unbound_factory: Callable[..., UnboundServer], ca_file: str
+) -> None:
+    first, second = unbound_factory(), unbound_factory()
+    specs = [f"127.0.0.1:{s.port}#dot.test" for s in (first, second)]
+    names = ["a.example.test", "www.example.test", "nx.example.test"] * 100
+    with open_client(mode, servers=specs, ca_file=ca_file, backoff=0.2, timeout=5) as client:
+        results = client.resolve_many(names)
+        assert client.stats.servers[0].responses == len(names)
+        stopper = threading.Thread(target=first.stop)
+        stopper.start()
+        try:
+            while stopper.is_alive():  # queries in flight as it stops
+                results += client.resolve_many(names)
+        finally:
+            stopper.join(30)
+        results += client.resolve_many(names)  # while it is down
+        first.start()  # on the same port
+        errors = [r for r in results if not isinstance(r, dotclient.Response)]
+        assert errors == []
+        assert [r.rcode.name for r in results[:3]] == ["NOERROR", "NOERROR", "NXDOMAIN"]
+        answered = [s.responses for s in client.stats.servers]
+        assert sum(answered) == len(results) and answered[1] >= len(names), answered
+        # Back after its restart and the backoff: the first server takes queries again.
+        for _ in range(10):
+            pause(client, 0.25)
+            if client.resolve("a.example.test").server == client.servers[0]:
+                break
+        assert client.resolve("a.example.test").server == client.servers[0]
