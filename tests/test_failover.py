@@ -236,9 +236,23 @@ def test_when_every_server_fails_the_error_names_each(
         dotclient.AuthenticationError,
     ]
     message = str(error)
-    assert "all 2 of 2 servers" in message
+    assert message.startswith("all 2 servers failed: ")
     assert f"{closed_port}: cannot connect" in message
     assert f"{bad.spec}: certificate verification failed" in message
+
+
+def test_servers_left_untried_when_the_time_ran_out_are_counted(
+    mode: str, server_cert: IssuedCert, good: FakeServer, ca_file: str
+) -> None:
+    with FakeServer(server_cert, handshake=False) as stuck:
+        specs = [stuck.spec, good.spec]
+        started = time.monotonic()
+        with pytest.raises(dotclient.AllServersFailed) as info:
+            # The stuck server gets all the time: nothing is left for the good one.
+            resolve(mode, "a.test", servers=specs, ca_file=ca_file, timeout=0.4, server_timeout=5)
+        assert time.monotonic() - started < 1.0
+    assert str(info.value).startswith("no server answered in time (1 of 2 tried): ")
+    assert [type(e) for _, e in info.value.errors] == [dotclient.Timeout]
 
 
 def test_one_server_raises_its_own_error(mode: str, closed_port: str, ca_file: str) -> None:

@@ -1043,11 +1043,11 @@ class Client:
         if len(self._pools) == 1:
             return next(iter(errors.values()))
         reasons = "; ".join(f"{server}: {error}" for server, error in errors.items())
-        count = f"all {len(errors)}" if len(errors) == len(self._pools) else f"{len(errors)}"
-        tried = f"{count} of {len(self._pools)} servers tried"
-        return AllServersFailed(
-            f"every server failed ({tried}): {reasons}", errors=tuple(errors.items())
-        )
+        if len(errors) == len(self._pools):
+            summary = f"all {len(errors)} servers failed"
+        else:  # the time ran out before the others could be tried
+            summary = f"no server answered in time ({len(errors)} of {len(self._pools)} tried)"
+        return AllServersFailed(f"{summary}: {reasons}", errors=tuple(errors.items()))
 
     def close_connections(self) -> None:
         """Close every connection now (queries in flight on them fail over to new
