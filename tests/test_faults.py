@@ -244,7 +244,7 @@ def test_drip_feed_cannot_stretch_the_timeout(
 def test_stalled_handshake_times_out(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
     with FakeServer(server_cert, handshake=False) as server:
         started = time.monotonic()
-        with pytest.raises(dotclient.Timeout) as info:
+        with pytest.raises(dotclient.Timeout, match="in the TLS handshake with") as info:
             resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=0.5)
         assert time.monotonic() - started < 1.5
     assert isinstance(info.value, TimeoutError)
