@@ -146,6 +146,21 @@ def echo_handler(conn: FakeConnection) -> None:
         conn.send_message(answer(query))
 
 
+#: How OpenSSL words the TLS error a plaintext reply causes (3.2+ reads records anew).
+PLAINTEXT_TLS_ERROR = "(WRONG_VERSION_NUMBER|RECORD_LAYER_FAILURE)"
+
+
+def plaintext_dns_handler(conn: FakeConnection) -> None:
+    """Plain DNS over TCP on the TLS port (use with ``tls=False``): it takes the
+    client's first bytes (a ClientHello) for a query, answers FORMERR in the clear
+    under the ID it read there, and records all the client sends until it closes."""
+    data = conn.recv_some()
+    if len(data) >= 4:
+        (qid,) = struct.unpack_from("!H", data, 2)  # after the would-be length prefix
+        conn.send_message(struct.pack("!HHHHHH", qid, 0x8001, 0, 0, 0, 0))
+    conn.drain()
+
+
 Script = Callable[[FakeConnection, list[dns.message.Message]], bool | None]
 
 
