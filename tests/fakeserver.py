@@ -146,6 +146,13 @@ def echo_handler(conn: FakeConnection) -> None:
         conn.send_message(answer(query))
 
 
+def reflect_handler(conn: FakeConnection) -> None:
+    """Answer every query with itself, QR bit set: a valid empty NOERROR answer made
+    without parsing, for tests that send thousands of queries."""
+    while (wire := conn.read_frame()) is not None:
+        conn.send(frame(wire[:2] + bytes([wire[2] | 0x80]) + wire[3:]))
+
+
 #: How OpenSSL words the TLS error a plaintext reply causes (3.2+ reads records anew).
 PLAINTEXT_TLS_ERROR = "(WRONG_VERSION_NUMBER|RECORD_LAYER_FAILURE)"
 

@@ -1,18 +1,15 @@
 """Cases a real server will not produce, against the in-process FakeServer.
 
 Each runs through the blocking and the asyncio API. What the server received is
-checked on the wire: padding, SNI, and that no query byte precedes authentication;
-and how the pool copes with servers that close connections, answer slowly, or lose a
-query to a cancelled task.
+checked on the wire (padding, SNI, ALPN), and how the pool copes with servers that
+close connections, answer slowly, or lose a query to a cancelled task.
 
 Hostile servers (broken framing, wrong answers, bad certificates, old TLS, plaintext)
-are the table in test_hostile.py.
+are the table in test_hostile.py; the security properties are in test_security.py.
 """
 
 from __future__ import annotations
 
-import ssl
-import struct
 import time
 
 import dns.message
@@ -20,7 +17,7 @@ import dns.rcode
 import pytest
 
 import dotclient
-from dotclient.testing import IssuedCert, self_signed_cert
+from dotclient.testing import IssuedCert
 
 from fakeserver import FakeConnection, FakeServer, answer
 from modes import open_client, resolve
@@ -81,55 +78,6 @@ def test_alpn_dot_is_offered(mode: str, server_cert: IssuedCert, ca_file: str) -
     assert r.tls.alpn == "dot"
 
 
-@pytest.mark.parametrize(
-    ("kind", "match"),
-    [
-        ("pin", "no SPKI pin matched"),
-        ("name", "not valid for 'other.test'"),
-        ("ca", "certificate verify failed|self-signed"),
-    ],
-)
-def test_nothing_is_sent_before_authentication(
-    mode: str, server_cert: IssuedCert, ca_file: str, kind: str, match: str
-) -> None:
-    with FakeServer(server_cert) as server:
-        options: dict[str, object] = {"ca_file": ca_file}
-        spec = server.spec
-        if kind == "pin":
-            options["pins"] = [self_signed_cert("dot.test").spki_pin]
-        elif kind == "name":  # checked by us after the handshake, since SNI differs
-            spec = spec.replace("dot.test", "other.test")
-            options["sni"] = "dot.test"
-        else:
-            options = {}
-        with pytest.raises(dotclient.AuthenticationError, match=match):
-            resolve(mode, "a.test", server=spec, **options)
-        time.sleep(0.05)
-    assert server.connections == 1
-    assert bytes(server.received) == b""
-
-
-def test_no_fallback_to_cleartext(mode: str, server_cert: IssuedCert) -> None:
-    # A plaintext DNS server on the TLS port: the handshake fails, nothing is sent in clear.
-    def plain(conn: FakeConnection) -> None:
-        conn.sock.recv(65536)
-        conn.sock.sendall(b"\x00\x0c" + b"\x00" * 12)
-
-    with FakeServer(None, plain, tls=False) as server:
-        with pytest.raises(dotclient.TLSError):
-            resolve(mode, "a.test", server=server.spec, profile="opportunistic", timeout=2)
-
-
-@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
-def test_tls_below_1_2_is_refused(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
-    with FakeServer(
-        server_cert, max_version=ssl.TLSVersion.TLSv1_1, ciphers="DEFAULT:@SECLEVEL=0"
-    ) as server:
-        with pytest.raises(dotclient.TLSError):
-            resolve(mode, "a.test", server=server.spec, ca_file=ca_file, timeout=2)
-    assert bytes(server.received) == b""
-
-
 # -- connections and timeouts -------------------------------------------------------
 
 
@@ -157,17 +105,6 @@ def test_connection_reused_between_queries(
             for _ in range(5):
                 client.resolve("a.test")
     assert server.connections == 1
-
-
-def test_ids_are_random_on_the_wire(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
-    with FakeServer(server_cert) as server:
-        with open_client(mode, server.spec, ca_file=ca_file) as client:
-            for _ in range(40):
-                client.resolve("a.test")
-    ids = [struct.unpack_from("!H", f)[0] for f in server.frames]
-    assert len(set(ids)) >= 38  # 40 draws from 65,536: a repeat or two at most
-    steps = {(b - a) % 65536 for a, b in zip(ids, ids[1:], strict=False)}
-    assert len(steps) > 30  # not a counter
 
 
 def _slow_echo(delay: float) -> object:
