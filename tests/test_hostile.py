@@ -559,3 +559,30 @@ def test_a_server_that_only_resets_gets_max_sends_connections(
             with pytest.raises(dotclient.ConnectionLost):
                 client.resolve(VICTIM)
     assert server.connections <= 3
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_async/client.py _exchange: after a Timeout the connection is retired only if "
+    "nothing at all came since the query was sent; a stream stalled inside a frame is kept",
+)
+def test_a_connection_stalled_inside_a_frame_takes_no_new_query(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    # The server sends 40 octets of an answer and stalls for good on that connection;
+    # new connections are answered. The query that timed out says nothing of the next,
+    # which should go to a new connection rather than wait behind the broken frame.
+    def handler(conn: FakeConnection) -> None:
+        if conn.received is not conn.server.streams[0]:
+            echo_handler(conn)
+            return
+        query = conn.read_query()
+        assert query is not None
+        _half_then_stall(conn, [query])
+        conn.drain()
+
+    with FakeServer(server_cert, handler) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=0.5) as client:
+            with pytest.raises(dotclient.Timeout):
+                client.resolve(VICTIM)
+            _check_answer(client.resolve("after.test"), "the next query")
