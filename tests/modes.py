@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dotclient
@@ -42,6 +43,21 @@ class AsyncDriver:
         """Let time pass with the loop running, so the client's timers fire."""
         self.loop.run_until_complete(asyncio.sleep(seconds))
 
+    def resolve_concurrently(
+        self, names: Sequence[str], **kwargs: Any
+    ) -> list[dotclient.Response | BaseException]:
+        """``resolve(name)`` for each name in its own task, started in order."""
+
+        async def main() -> list[dotclient.Response | BaseException]:
+            calls = [self.client.resolve(name, **kwargs) for name in names]
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        return self.loop.run_until_complete(main())
+
+    def pending_tasks(self) -> set[asyncio.Task[Any]]:
+        """Tasks on the loop that have not finished (none should outlive a call)."""
+        return {task for task in asyncio.all_tasks(self.loop) if not task.done()}
+
     @property
     def stats(self) -> dotclient.ClientStats:
         return self.client.stats
@@ -52,6 +68,30 @@ class AsyncDriver:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
+
+
+def resolve_concurrently(
+    client: Any, names: Sequence[str], **kwargs: Any
+) -> list[dotclient.Response | BaseException]:
+    """Resolve each name with ``client.resolve`` at the same time (a thread or a task
+    each, so they share a connection), and return each outcome, an exception included,
+    in the order of ``names``."""
+    if isinstance(client, AsyncDriver):
+        return client.resolve_concurrently(names, **kwargs)
+
+    def one(name: str) -> dotclient.Response | BaseException:
+        try:
+            return client.resolve(name, **kwargs)  # type: ignore[no-any-return]
+        except BaseException as exc:
+            return exc
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        return list(pool.map(one, names))
+
+
+def pending_tasks(client: Any) -> set[asyncio.Task[Any]]:
+    """The unfinished tasks on an async client's loop; none for a blocking client."""
+    return client.pending_tasks() if isinstance(client, AsyncDriver) else set()
 
 
 def pause(client: Any, seconds: float) -> None:

@@ -239,11 +239,20 @@ async def open_tls_stream(
             return wrap_bio(context, *args, **kwargs)
 
         context.wrap_bio = wrap_with_session  # type: ignore[method-assign]
+    connected = False
+
+    def protocol_factory() -> _StreamProtocol:
+        # asyncio makes the protocol once the TCP connection is up: a failure from then
+        # on is the TLS handshake's, and is reported as such (as the blocking backend does).
+        nonlocal connected
+        connected = True
+        return _StreamProtocol()
+
     try:
-        with map_io_errors("connect", server):
+        try:
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(
-                    _StreamProtocol,
+                    protocol_factory,
                     server.host,
                     server.port,
                     ssl=context,
@@ -253,6 +262,9 @@ async def open_tls_stream(
                 ),
                 timeout,
             )
+        except Exception:
+            with map_io_errors("handshake" if connected else "connect", server):
+                raise
     finally:
         if session is not None:
             del context.wrap_bio
