@@ -533,27 +533,13 @@ def test_a_reset_is_reported_as_a_reset(mode: str, server_cert: IssuedCert, ca_f
                 client.resolve(VICTIM)
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "sync",  # passes only because the blocking backend does not see the resets
-        pytest.param(
-            "async",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_async/client.py _exchange: every reset is a free resend, up to "
-                "_MAX_FREE_RESENDS (16), even from a server that never answered anything",
-            ),
-        ),
-    ],
-)
 def test_a_server_that_only_resets_gets_max_sends_connections(
     mode: str, server_cert: IssuedCert, ca_file: str
 ) -> None:
     # A server that resets every connection before answering anything: the reset rule
-    # is for limits per connection, which need answers first. Here it costs 19
-    # handshakes per query, and with a short timeout the query ends as a Timeout that
-    # hides the resets.
+    # is for limits per connection, which need answers first. Resends free on every
+    # reset cost 19 handshakes per query, and with a short timeout the query ended as a
+    # Timeout that hid the resets.
     with FakeServer(server_cert, _RESETS) as server:
         with open_client(mode, server.spec, ca_file=ca_file, timeout=2) as client:
             with pytest.raises(dotclient.ConnectionLost):
@@ -561,11 +547,6 @@ def test_a_server_that_only_resets_gets_max_sends_connections(
     assert server.connections <= 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_async/client.py _exchange: after a Timeout the connection is retired only if "
-    "nothing at all came since the query was sent; a stream stalled inside a frame is kept",
-)
 def test_a_connection_stalled_inside_a_frame_takes_no_new_query(
     mode: str, server_cert: IssuedCert, ca_file: str
 ) -> None:
@@ -583,6 +564,6 @@ def test_a_connection_stalled_inside_a_frame_takes_no_new_query(
 
     with FakeServer(server_cert, handler) as server:
         with open_client(mode, server.spec, ca_file=ca_file, timeout=0.5) as client:
-            with pytest.raises(dotclient.Timeout):
+            with pytest.raises(dotclient.Timeout, match=r"stopped inside a message \(\d+ of"):
                 client.resolve(VICTIM)
             _check_answer(client.resolve("after.test"), "the next query")

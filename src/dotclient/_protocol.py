@@ -573,6 +573,12 @@ class DoTProtocol:
         return self._eof or self._error is not None
 
     @property
+    def partial(self) -> str | None:
+        """Where the stream stands if it stopped inside a frame (``"inside a message
+        (38 of 468 octets)"``), else None."""
+        return self._decoder.describe_partial()
+
+    @property
     def in_flight(self) -> int:
         """Queries sent and not yet answered, failed or abandoned."""
         return len(self._pending)

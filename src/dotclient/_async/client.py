@@ -345,6 +345,9 @@ class AsyncConnection:
     def _timeout(self, qid: int) -> Timeout:
         unmatched = self.protocol.unmatched
         extra = f" ({unmatched} response(s) meanwhile matched no query)" if unmatched else ""
+        partial = self.protocol.partial
+        if partial:
+            extra += f" (the stream stopped {partial})"
         return Timeout(
             f"timed out waiting for the answer from {self.server}{extra}", server=self.server
         )
@@ -455,7 +458,13 @@ class AsyncServerPool:
                 self._retire(connection)
                 _name_server(exc, server)
                 progress = connection.protocol.answered or self._stats.responses > answered_before
-                reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
+                # A reset looks like a limit per connection from a server that answers
+                # or was sent several queries at once (the reset may have discarded
+                # every answer); one that resets a lone query before any answer is
+                # failing, and pays for it.
+                reset = (self.responses > 0 or connection.assigned > 1) and isinstance(
+                    exc.__cause__, (ConnectionResetError, BrokenPipeError)
+                )
                 if not self.closed and (isinstance(exc, _NotSent) or progress or reset):
                     # Never written; or lost while the server was answering others (on
                     # this connection, or on another since this query went out); or the
@@ -474,8 +483,9 @@ class AsyncServerPool:
                 self._count_resend()
                 continue
             except Timeout:
-                if connection.last_data < sent:
-                    # Nothing at all came back while this query waited: send no more there.
+                if connection.last_data < sent or connection.protocol.partial:
+                    # Nothing at all came back while this query waited, or the stream
+                    # stopped inside a frame: send no more there.
                     self._retire(connection)
                 raise
             except DoTError as exc:
