@@ -341,6 +341,34 @@ def test_restart_keeps_port(unbound_factory: Factory, context: ssl.SSLContext) -
     assert server.log.count("start of service") == 2
 
 
+def test_kill_keeps_port_for_start(unbound_factory: Factory, context: ssl.SSLContext) -> None:
+    server = unbound_factory()
+    port, tmpdir = server.port, server._tmpdir
+    assert tmpdir is not None
+    with (
+        socket.create_connection((server.address, server.port), timeout=5) as sock,
+        context.wrap_socket(sock, server_hostname="dot.test") as tls,
+    ):
+        query = dns.message.make_query("a.example.test", "A")
+        assert dns.query.tls(query, server.address, sock=tls, timeout=5).answer
+        server.kill()
+        assert not server.running
+        try:  # the kernel closes a killed process's sockets: EOF, or a reset
+            assert tls.recv(1) == b""
+        except ConnectionResetError:
+            pass
+    assert not os.path.exists(tmpdir)
+    with pytest.raises(OSError):
+        socket.create_connection((server.address, port), timeout=1).close()
+    server.kill()  # idempotent
+    server.start()
+    assert server.port == port and server.running
+    assert _query(server, "a.example.test", "A", context=context).rcode() == dns.rcode.NOERROR
+    server.restart(kill=True)
+    assert server.port == port and server.running
+    assert server.log.count("start of service") == 3
+
+
 @pytest.mark.usefixtures("unbound")  # skip (or fail in CI) without unbound, like the others
 def test_context_manager_and_stop(server_cert: IssuedCert, context: ssl.SSLContext) -> None:
     server = UnboundServer(server_cert)

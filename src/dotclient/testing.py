@@ -582,10 +582,29 @@ class _ServerProcess:
         self._stop_process()
         self._after_stop()
 
-    def restart(self) -> None:
-        """Stop the server and start it again on the same port(s)."""
-        self._stop_process()
+    def restart(self, *, kill: bool = False) -> None:
+        """Stop the server and start it again on the same port(s); with *kill*, stop it
+        as :meth:`kill` does (a crash) rather than gracefully."""
+        if kill:
+            self.kill()
+        else:
+            self._stop_process()
         self.start()
+
+    def kill(self) -> None:
+        """Kill the server process with SIGKILL, as a crash would: it closes nothing
+        itself, so the kernel resets or closes its connections. Its files are released
+        as by :meth:`stop`, but the port(s) are kept: :meth:`start` brings it back on
+        them. Does nothing if the server is not running.
+
+        A subclass's extra processes (dnsdist's own named backend) keep running, as
+        with :meth:`restart`; :meth:`stop` ends them.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        self._stop_process()
 
     def config_text(self) -> str:
         """The configuration used for the current (or next) start."""

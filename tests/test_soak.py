@@ -1,0 +1,70 @@
+"""The soak (benchmarks/soak.py) in a short form: queries from many callers while the
+server is killed and restarted, with no query lost, hung or wrongly answered."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dotclient
+
+SOAK = Path(__file__).resolve().parent.parent / "benchmarks" / "soak.py"
+
+
+def run_soak(tmp_path: Path, *args: str) -> dict[str, Any]:
+    """Run the soak script in a process of its own (its leak checks count that
+    process's file descriptors and threads) on the dotclient these tests import."""
+    env = dict(os.environ)
+    here = str(Path(dotclient.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
+    report_file = tmp_path / "soak.json"
+    done = subprocess.run(
+        [sys.executable, str(SOAK), *args, "--json", str(report_file)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        check=False,
+    )
+    print(done.stdout)  # shown with -rP or on failure: the figures, failures included
+    assert done.returncode == 0, done.stdout + done.stderr
+    report: dict[str, Any] = json.loads(report_file.read_text())
+    return report
+
+
+@pytest.mark.unbound
+@pytest.mark.usefixtures("unbound")  # skip (or fail in CI) without unbound; starts its own
+@pytest.mark.parametrize(
+    "mode",
+    [
+        pytest.param(["--concurrency", "200"], id="async"),
+        pytest.param(["--threads", "32"], id="threads"),
+    ],
+)
+def test_soak_with_a_kill_and_a_restart(tmp_path: Path, mode: list[str]) -> None:
+    queries = 3000
+    report = run_soak(
+        tmp_path,
+        *mode,
+        *("--queries", str(queries), "--restarts", "2", "--how", "alternate"),
+        *("--seed", "7858", "--max-seconds", "60"),
+    )
+    restarts = report["restarts"]
+    assert [(r["how"], r["done"]) for r in restarts] == [("kill", True), ("graceful", True)]
+    # Queries were in flight when the server went away.
+    assert all(r["running"] > 0 for r in restarts)
+    assert report["wrong"] == report["hung"] == report["lost"] == report["not_run"] == 0
+    assert report["other"] == {}
+    assert all(not found for found in report["leaks"].values()), report["leaks"]
+    failed = report["failed"]
+    # A failure must be a clear error, and few: with a 5 s timeout and downtimes under
+    # 1.5 s the client should ride out each restart (resends, reconnect back-off).
+    assert sum(failed.values()) <= queries // 100, report["failed_examples"]
+    assert report["answered"] == queries - sum(failed.values())
+    assert report["ok"] is True
