@@ -320,3 +320,12 @@ def test_all_servers_failed_pickles_with_its_errors() -> None:
     assert [type(e) for _, e in clone.errors] == [Timeout, ConnectError]
     assert clone.errors[0][1].server == SERVER
     assert dotclient.AllServersFailed("x").errors == ()
+
+
+@pytest.mark.parametrize("phase", ["handshake", "send", "receive"])
+def test_a_tls_eof_is_a_lost_connection_in_every_phase(phase: str) -> None:
+    # A server dying in the handshake closes after the ClientHello: asyncio reports a
+    # reset, the ssl module an EOF; both are a lost connection, retried like one.
+    error = _mapped(ssl.SSLEOFError(8, "EOF occurred in violation of protocol"), phase)
+    assert type(error) is ConnectionLost
+    assert "the server closed it" in str(error) and error.server == SERVER

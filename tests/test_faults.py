@@ -10,7 +10,9 @@ are the table in test_hostile.py; the security properties are in test_security.p
 
 from __future__ import annotations
 
+import socket
 import time
+from typing import Any
 
 import dns.message
 import dns.rcode
@@ -185,3 +187,30 @@ def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_fil
         thread.join(5)
     assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectError), errors
     assert server.connections == 1
+
+
+class _DiesInSecondHandshake(FakeServer):
+    """Reads the ClientHello of its second connection and closes: a server going down
+    just as the client reconnects."""
+
+    def _serve(self, raw: socket.socket, *args: Any) -> None:
+        if self.connections == 2:
+            raw.settimeout(5)
+            raw.recv(4096)
+            raw.close()
+            return
+        super()._serve(raw, *args)
+
+
+def test_a_server_closing_in_a_reconnect_handshake_is_retried(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    # The ssl module reports that close as an EOF in the handshake (asyncio as a reset):
+    # either way a lost connection to a server that served this client, retried within
+    # the deadline, not a TLSError that fails the query at once.
+    with _DiesInSecondHandshake(server_cert) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=3) as client:
+            assert client.resolve("a.test").addresses() == ["192.0.2.53"]
+            client.close_connections()  # stands in for the server closing it
+            assert client.resolve("b.test").addresses() == ["192.0.2.53"]
+    assert server.connections == 3

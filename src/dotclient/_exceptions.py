@@ -164,12 +164,13 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
             f"certificate verification failed for {server}: {detail}", server=server
         ) from exc
     except (ssl.SSLEOFError, ssl.SSLZeroReturnError) as exc:
-        if phase in ("send", "receive"):
-            # The peer closed the TCP connection without a TLS close_notify.
-            raise ConnectionLost(
-                f"connection lost {_DOING[phase]} {server}: the server closed it", server=server
-            ) from exc
-        raise TLSError(f"TLS failed with {server}: {exc.reason or exc}", server=server) from exc
+        # The peer closed the TCP connection without a TLS close_notify: in the
+        # handshake too (a server going down, as asyncio reports it), so a client can
+        # treat it like the reset it often is.
+        raise ConnectionLost(
+            f"connection lost {_DOING.get(phase, phase)} {server}: the server closed it",
+            server=server,
+        ) from exc
     except ssl.SSLError as exc:
         raise TLSError(f"TLS failed with {server}: {exc.reason or exc}", server=server) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
