@@ -14,6 +14,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import dns.edns
@@ -476,3 +477,39 @@ def test_closing_connections_under_queries_teaches_no_limit(
         before = client.stats.connections_opened
         client.resolve_many(["a.example.test"] * 100)
         assert client.stats.connections_opened - before <= 1  # no per-connection limit
+
+
+def test_a_limit_per_connection_is_learnt_from_busy_closes(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    names = [f"q{i}.test" for i in range(100)]
+    with FakeServer(server_cert, close_after(5)) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=20) as client:
+            check_outcomes(names, client.resolve_many(names))
+            learnt = client.stats
+            check_outcomes(names, client.resolve_many(names))
+            after = client.stats
+    assert learnt.resent > 0  # the first closes cut pipelined queries
+    # Learnt: five queries per connection, so no query is cut and resent any more.
+    assert after.resent == learnt.resent
+    assert after.connections_opened - learnt.connections_opened == 20
+    assert server.connections == after.connections_opened
+
+
+def test_restarts_between_queries_teach_no_limit(
+    mode: str, unbound_factory: Callable[..., UnboundServer], ca_file: str
+) -> None:
+    # Each restart closes a connection that had answered 3 queries and sat idle; the
+    # client finds it closed with the next query. Twice alike, that once taught a limit
+    # of 3 queries per connection (a hundred connections for the batch below).
+    server = unbound_factory()
+    with open_client(mode, spec_of(server), ca_file=ca_file) as client:
+        for _ in range(2):
+            for _ in range(3):
+                client.resolve("a.example.test")
+            server.restart()
+        client.resolve("a.example.test")
+        before = client.stats.connections_opened
+        outcomes = client.resolve_many(["a.example.test"] * 300)
+        assert all(isinstance(o, dotclient.Response) for o in outcomes)
+        assert client.stats.connections_opened - before <= 2

@@ -73,6 +73,9 @@ _RECONNECT_BACKOFF = 0.05
 # Answers to queries sent behind unanswered ones that show a server pipelines. A server
 # that drops pipelined queries may still answer the first of each record it reads.
 _PIPELINING_PROOF = 8
+# Two server closes teach a limit of queries per connection only if their answer counts
+# agree this closely (the smaller at least this share of the larger).
+_LIMIT_AGREEMENT = 0.9
 # How often a query may go out again after its connection died under it (or stalled).
 _MAX_SENDS = 3
 # Resends not counted in _MAX_SENDS: the query was never written, or its connection
@@ -133,6 +136,8 @@ class AsyncConnection:
         #: Queries ever assigned to this connection.
         self.assigned = 0
         self.close_noted = False
+        #: The server closed it while it was busy (see _note_close).
+        self.closed_busy = False
         self.stall_noted = False
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
@@ -305,6 +310,7 @@ class AsyncConnection:
                 except DoTError as exc:
                     with self._mutex:
                         self._reading = False
+                        self._note_close()
                     self._break(exc)
                     continue
                 except BaseException:
@@ -314,6 +320,8 @@ class AsyncConnection:
                 with self._mutex:
                     self._reading = False
                     self.last_data = time.monotonic()
+                    if not data:
+                        self._note_close()
                     try:
                         ready = protocol.receive_data(data)
                     except ProtocolError as exc:
@@ -332,6 +340,15 @@ class AsyncConnection:
                             self.pipelined_answers += 1
         finally:
             self._leave(qid)
+
+    def _note_close(self) -> None:
+        """The server closed or reset the connection (under the mutex): note whether it
+        was busy, with a query sent before the last answer still unanswered, as when
+        a limit of queries per connection cuts a pipelined stream. A connection found
+        closed by the query sent after it went quiet was closed while idle (an idle
+        timeout, a restart), which says nothing of such a limit."""
+        last = self.last_answer
+        self.closed_busy = any(sent < last for sent in self._sent_at.values())
 
     def _break(self, exc: DoTError) -> None:
         """The connection is unusable: every query still on it fails with ``exc``."""
@@ -603,21 +620,27 @@ class AsyncServerPool:
             self._stats.unmatched += connection.protocol.unmatched
 
     def _server_closed(self, connection: AsyncConnection) -> None:
-        """Learn from a connection the server closed with queries unanswered: two such
-        closes in a row, each after some answers, look like a limit on queries per
-        connection (a restart is not that regular). The larger count is taken: the
-        server did answer that many, and a close that resets the connection can lose
-        the last answers, so the smaller count may be short of the real limit."""
+        """Learn from a connection the server closed while busy with pipelined queries:
+        two such closes in a row after about the same number of answers look like a
+        limit on queries per connection (restarts under load are not that regular). The
+        larger count is taken: the server did answer that many, and a close that resets
+        the connection can lose the last answers, so the smaller may be short of the
+        limit. Closes of idle connections teach nothing (see _note_close), and two
+        counts that disagree undo what was learnt."""
         with self._mutex:
             if connection.close_noted or connection.closed:
                 return  # noted already, or closed by this client (idle, close_connections)
             connection.close_noted = True
             answered = connection.protocol.answered
-            if not answered:
-                return  # closed before any answer: nothing to learn
-            if self._last_close:
-                self._per_connection = max(answered, self._last_close)
-            self._last_close = answered
+            if not (answered and connection.closed_busy):
+                return  # closed before any answer, or while idle: nothing to learn
+            last, self._last_close = self._last_close, answered
+            if last is None:
+                return
+            if min(last, answered) >= _LIMIT_AGREEMENT * max(last, answered):
+                self._per_connection = max(last, answered)
+            else:
+                self._per_connection = None
 
     def _active(self) -> int:
         return sum(1 for c in self._pool if c.usable)
