@@ -73,9 +73,11 @@ _RECONNECT_BACKOFF = 0.05
 # Answers to queries sent behind unanswered ones that show a server pipelines. A server
 # that drops pipelined queries may still answer the first of each record it reads.
 _PIPELINING_PROOF = 8
-# Two server closes teach a limit of queries per connection only if their answer counts
-# agree this closely (the smaller at least this share of the larger).
-_LIMIT_AGREEMENT = 0.9
+# Seconds a limit of queries per connection learnt from server closes holds. A real
+# limit is learnt again at the cost of a few resends; one learnt from restarts under
+# load that happened to come twice in a row must not cost a reconnect every few
+# queries for good.
+_LIMIT_LIFETIME = 30.0
 # How often a query may go out again after its connection died under it (or stalled).
 _MAX_SENDS = 3
 # Resends not counted in _MAX_SENDS: the query was never written, or its connection
@@ -136,7 +138,8 @@ class Connection:
         #: Queries ever assigned to this connection.
         self.assigned = 0
         self.close_noted = False
-        #: The server closed it while it was busy (see _note_close).
+        #: The server's close or reset was read, and whether it was busy (_note_close).
+        self.close_seen = False
         self.closed_busy = False
         self.stall_noted = False
         #: Takes no new queries; closes when the last one finishes.
@@ -348,6 +351,7 @@ class Connection:
         closed by the query sent after it went quiet was closed while idle (an idle
         timeout, a restart), which says nothing of such a limit."""
         last = self.last_answer
+        self.close_seen = True
         self.closed_busy = any(sent < last for sent in self._sent_at.values())
 
     def _break(self, exc: DoTError) -> None:
@@ -412,6 +416,7 @@ class ServerPool:
         # A server that closes connections after a number of answers: the limit learned
         # (see _server_closed), and the answers before the last close.
         self._per_connection: int | None = None
+        self._per_connection_until = 0.0
         self._last_close: int | None = None
         self._session: SavedSession | None = None
         #: Connections opened to this server, and responses it delivered.
@@ -475,20 +480,18 @@ class ServerPool:
                 self._retire(connection)
                 _name_server(exc, server)
                 progress = connection.protocol.answered or self._stats.responses > answered_before
-                # A reset looks like a limit per connection from a server that answers
-                # or was sent several queries at once (the reset may have discarded
-                # every answer); one that resets a lone query before any answer is
-                # failing, and pays for it.
-                reset = (self.responses > 0 or connection.assigned > 1) and isinstance(
-                    exc.__cause__, (ConnectionResetError, BrokenPipeError)
-                )
-                if not self.closed and (isinstance(exc, _NotSent) or progress or reset):
+                # A connection cut under several queries at once looks like a limit per
+                # connection, whose close (a reset, often seen as a plain close by the
+                # ssl module) may discard every answer sent: from a server that has
+                # answered this client, or with a reset. A server that closes on a lone
+                # query, or on everything before any answer, is failing, and pays.
+                reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
+                cut = connection.assigned > 1 and (self.responses > 0 or reset)
+                if not self.closed and (isinstance(exc, _NotSent) or progress or cut):
                     # Never written; or lost while the server was answering others (on
-                    # this connection, or on another since this query went out); or the
-                    # server reset the connection, which discards answers it had sent (a
-                    # limit per connection hit while queries were still arriving). The
-                    # server's doing, so not counted as a failed send. Still bounded, and
-                    # by the deadline.
+                    # this connection, or on another since this query went out); or cut
+                    # as above. The server's doing, so not counted as a failed send.
+                    # Still bounded, and by the deadline.
                     free += 1
                     if free <= _MAX_FREE_RESENDS:
                         sends -= 1
@@ -608,8 +611,11 @@ class ServerPool:
         connection.assigned += 1
         self._stats.queries_sent += 1
         if self._per_connection is not None and connection.assigned >= self._per_connection:
-            # The server will close it after this many: send the rest elsewhere.
-            self._unpool(connection)
+            if time.monotonic() > self._per_connection_until:
+                self._per_connection = self._last_close = None  # learn it again
+            else:
+                # The server will close it after this many: send the rest elsewhere.
+                self._unpool(connection)
 
     def _unpool(self, connection: Connection) -> None:
         """Take ``connection`` out of the pool for good (under the mutex): it takes no
@@ -621,15 +627,17 @@ class ServerPool:
 
     def _server_closed(self, connection: Connection) -> None:
         """Learn from a connection the server closed while busy with pipelined queries:
-        two such closes in a row after about the same number of answers look like a
-        limit on queries per connection (restarts under load are not that regular). The
-        larger count is taken: the server did answer that many, and a close that resets
-        the connection can lose the last answers, so the smaller may be short of the
-        limit. Closes of idle connections teach nothing (see _note_close), and two
-        counts that disagree undo what was learnt."""
+        two such closes in a row, each after some answers, look like a limit on queries
+        per connection. The larger count is taken: the server did answer that many, and
+        a close that resets the connection can lose the last answers, so the smaller
+        may be short of the limit. Closes of idle connections teach nothing (see
+        _note_close), and what is learnt holds for _LIMIT_LIFETIME seconds."""
         with self._mutex:
-            if connection.close_noted or connection.closed:
-                return  # noted already, or closed by this client (idle, close_connections)
+            if connection.close_noted or connection.closed or not connection.close_seen:
+                # Noted already; or closed by this client (idle, close_connections); or
+                # the close is not read yet (a write failed first), so the count of
+                # answers is not final: a query failing after the read notes it.
+                return
             connection.close_noted = True
             answered = connection.protocol.answered
             if not (answered and connection.closed_busy):
@@ -637,10 +645,8 @@ class ServerPool:
             last, self._last_close = self._last_close, answered
             if last is None:
                 return
-            if min(last, answered) >= _LIMIT_AGREEMENT * max(last, answered):
-                self._per_connection = max(last, answered)
-            else:
-                self._per_connection = None
+            self._per_connection = max(last, answered)
+            self._per_connection_until = time.monotonic() + _LIMIT_LIFETIME
 
     def _active(self) -> int:
         return sum(1 for c in self._pool if c.usable)
