@@ -357,20 +357,23 @@ CASES = [
         "tls-1.0-only",
         server=_tls_only(ssl.TLSVersion.TLSv1),
         error=dotclient.TLSError,
-        match=r"TLS failed with .*: TLSV1_ALERT_PROTOCOL_VERSION",
+        match=r"TLS failed with .*: TLSV1_ALERT_PROTOCOL_VERSION \(the server offers only "
+        r"TLS below 1\.2",
     ),
     Case(
         "tls-1.1-only",
         server=_tls_only(ssl.TLSVersion.TLSv1_1),
         error=dotclient.TLSError,
-        match=r"TLS failed with .*: TLSV1_ALERT_PROTOCOL_VERSION",
+        match=r"TLS failed with .*: TLSV1_ALERT_PROTOCOL_VERSION \(the server offers only "
+        r"TLS below 1\.2",
     ),
     Case(
         "plaintext-dns",
         plaintext_dns_handler,
         server={"tls": False},
         error=dotclient.TLSError,
-        match=r"TLS failed with .*: " + PLAINTEXT_TLS_ERROR,
+        match=r"TLS failed with .*: " + PLAINTEXT_TLS_ERROR + r" \(the server did not answer "
+        r"in TLS: plain DNS on this port\?\)",
     ),
 ]
 

@@ -147,6 +147,15 @@ _DOING = {
 }
 
 
+# What OpenSSL's terse reasons for a failed handshake usually mean for a DoT client.
+_TLS_HINTS = {
+    "TLSV1_ALERT_PROTOCOL_VERSION": "the server offers only TLS below 1.2, which is refused",
+    "UNSUPPORTED_PROTOCOL": "the server offers only TLS below 1.2, which is refused",
+    "WRONG_VERSION_NUMBER": "the server did not answer in TLS: plain DNS on this port?",
+    "RECORD_LAYER_FAILURE": "the server did not answer in TLS: plain DNS on this port?",
+}
+
+
 @contextlib.contextmanager
 def map_io_errors(phase: str, server: Any) -> Iterator[None]:
     """Turn the stdlib's socket and TLS exceptions raised in ``phase`` into ours.
@@ -172,7 +181,10 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
             server=server,
         ) from exc
     except ssl.SSLError as exc:
-        raise TLSError(f"TLS failed with {server}: {exc.reason or exc}", server=server) from exc
+        reason = exc.reason or str(exc)
+        hint = _TLS_HINTS.get(reason)
+        detail = f"{reason} ({hint})" if hint else reason
+        raise TLSError(f"TLS failed with {server}: {detail}", server=server) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
         doing = _DOING.get(phase, f"during {phase} with")
         raise Timeout(f"timed out {doing} {server}", server=server) from exc
