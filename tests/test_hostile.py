@@ -570,3 +570,15 @@ def test_a_connection_stalled_inside_a_frame_takes_no_new_query(
             with pytest.raises(dotclient.Timeout, match=r"stopped inside a message \(\d+ of"):
                 client.resolve(VICTIM)
             _check_answer(client.resolve("after.test"), "the next query")
+
+
+def test_pipelined_queries_reset_by_a_server_that_never_answers_cost_few_connections(
+    server_cert: IssuedCert, ca_file: str
+) -> None:
+    # Resets of pipelined queries earn free resends (a limit per connection discards
+    # answers with its reset), but only two while the server has answered nothing.
+    with FakeServer(server_cert, _RESETS) as server:
+        with open_client("async", server.spec, ca_file=ca_file, timeout=2) as client:
+            outcomes = resolve_concurrently(client, [VICTIM, BYSTANDER])
+    assert all(isinstance(o, dotclient.ConnectionLost) for o in outcomes), outcomes
+    assert server.connections <= 2 * (3 + 2)  # per query: 3 sends and 2 free resends

@@ -83,6 +83,8 @@ _MAX_SENDS = 3
 # Resends not counted in _MAX_SENDS: the query was never written, or its connection
 # was closed while answering others (a server's limit on queries per connection).
 _MAX_FREE_RESENDS = 16
+# ... and from a server that has not answered this client yet.
+_MAX_FREE_UNANSWERED = 2
 
 Request = Question | dns.message.Message
 
@@ -493,7 +495,9 @@ class AsyncServerPool:
                     # as above. The server's doing, so not counted as a failed send.
                     # Still bounded, and by the deadline.
                     free += 1
-                    if free <= _MAX_FREE_RESENDS:
+                    # A server that never answered this client gets few: it may be
+                    # resetting everything it is sent, not enforcing a limit.
+                    if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
                     raise
