@@ -7,6 +7,7 @@ binary skips the tests that need it, or fails them when ``CI=true``.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import importlib.util
 import os
 import sys
@@ -26,6 +27,7 @@ from dotclient.testing import (  # noqa: E402
     ServerNotFound,
     TestCA,
     UnboundServer,
+    self_signed_cert,
 )
 
 from modes import MODES  # noqa: E402
@@ -101,6 +103,23 @@ def test_ca() -> TestCA:
 def server_cert(test_ca: TestCA) -> IssuedCert:
     """A server certificate from ``test_ca`` for dot.test, localhost, 127.0.0.1 and ::1."""
     return test_ca.issue("dot.test", "localhost", "127.0.0.1", "::1")
+
+
+@pytest.fixture(scope="session")
+def certs(test_ca: TestCA, server_cert: IssuedCert) -> dict[str, IssuedCert]:
+    """Certificates for dot.test: ``good`` (``server_cert``), ``expired`` (from
+    ``test_ca``), ``wrong-name`` (for other.test) and ``self-signed``."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return {
+        "good": server_cert,
+        "expired": test_ca.issue(
+            "dot.test",
+            not_before=now - datetime.timedelta(days=30),
+            not_after=now - datetime.timedelta(days=1),
+        ),
+        "wrong-name": test_ca.issue("other.test"),
+        "self-signed": self_signed_cert("dot.test"),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -153,12 +153,9 @@ def test_a_refused_server_fails_over_and_is_backed_off(
 
 @pytest.mark.parametrize("kind", ["untrusted", "wrong-name"])
 def test_a_server_failing_authentication_gets_no_query(
-    mode: str, test_ca: TestCA, good: FakeServer, ca_file: str, kind: str
+    mode: str, certs: dict[str, IssuedCert], good: FakeServer, ca_file: str, kind: str
 ) -> None:
-    if kind == "untrusted":
-        cert = TestCA().issue("dot.test", "127.0.0.1")
-    else:
-        cert = test_ca.issue("other.test", "127.0.0.2")
+    cert = TestCA().issue("dot.test") if kind == "untrusted" else certs[kind]
     with FakeServer(cert) as bad:
         with open_client(mode, servers=[bad.spec, good.spec], ca_file=ca_file) as client:
             r = client.resolve("a.test")

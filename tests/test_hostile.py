@@ -17,7 +17,6 @@ the in-process :class:`~fakeserver.FakeServer`, and checks the same things:
 
 from __future__ import annotations
 
-import datetime
 import gc
 import os
 import re
@@ -37,7 +36,7 @@ import dns.name
 import pytest
 
 import dotclient
-from dotclient.testing import IssuedCert, TestCA, self_signed_cert
+from dotclient.testing import IssuedCert
 
 from fakeserver import (
     PLAINTEXT_TLS_ERROR,
@@ -176,25 +175,6 @@ def _garbage_message(query: dns.message.Message) -> bytes:
 
 
 _HTTP_ERROR = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-
-
-# -- certificates ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def certs(test_ca: TestCA, server_cert: IssuedCert) -> dict[str, IssuedCert]:
-    """Certificates for dot.test: good, expired, for another name, self-signed."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return {
-        "good": server_cert,
-        "expired": test_ca.issue(
-            "dot.test",
-            not_before=now - datetime.timedelta(days=30),
-            not_after=now - datetime.timedelta(days=1),
-        ),
-        "wrong-name": test_ca.issue("other.test"),
-        "self-signed": self_signed_cert("dot.test"),
-    }
 
 
 # -- the table ------------------------------------------------------------------------

@@ -20,7 +20,6 @@ protocol core, and asyncio's debug mode makes thousands of queries slow.
 from __future__ import annotations
 
 import collections
-import datetime
 import random
 import ssl
 import struct
@@ -31,7 +30,7 @@ import dns.message
 import pytest
 
 import dotclient
-from dotclient.testing import IssuedCert, TestCA, self_signed_cert
+from dotclient.testing import IssuedCert, self_signed_cert
 
 from fakeserver import (
     PLAINTEXT_TLS_ERROR,
@@ -54,20 +53,6 @@ def _drain(conn: FakeConnection) -> None:
 # -- nothing before authentication -------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def bad_certs(test_ca: TestCA) -> dict[str, IssuedCert]:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return {
-        "expired": test_ca.issue(
-            "dot.test",
-            not_before=now - datetime.timedelta(days=30),
-            not_after=now - datetime.timedelta(days=1),
-        ),
-        "wrong-name": test_ca.issue("other.test"),
-        "self-signed": self_signed_cert("dot.test"),
-    }
-
-
 # kind -> (certificate: "good" or a bad_certs key, client options, error message)
 AUTH_FAILURES: dict[str, tuple[str, dict[str, Any], str]] = {
     # Checked by OpenSSL during the handshake.
@@ -87,10 +72,10 @@ AUTH_FAILURES: dict[str, tuple[str, dict[str, Any], str]] = {
 
 
 def _auth_setup(
-    kind: str, server_cert: IssuedCert, bad_certs: dict[str, IssuedCert], ca_file: str
+    kind: str, server_cert: IssuedCert, certs: dict[str, IssuedCert], ca_file: str
 ) -> tuple[IssuedCert, dict[str, Any], str]:
     cert_key, options, match = AUTH_FAILURES[kind]
-    cert = server_cert if cert_key == "good" else bad_certs[cert_key]
+    cert = server_cert if cert_key == "good" else certs[cert_key]
     options = {"ca_file": ca_file, **options}
     if options["ca_file"] is None:
         del options["ca_file"]  # certifi's bundle, which does not hold the test CA
@@ -99,9 +84,9 @@ def _auth_setup(
 
 @pytest.mark.parametrize("kind", list(AUTH_FAILURES))
 def test_strict_sends_nothing_before_authentication(
-    mode: str, server_cert: IssuedCert, bad_certs: dict[str, IssuedCert], ca_file: str, kind: str
+    mode: str, server_cert: IssuedCert, certs: dict[str, IssuedCert], ca_file: str, kind: str
 ) -> None:
-    cert, options, match = _auth_setup(kind, server_cert, bad_certs, ca_file)
+    cert, options, match = _auth_setup(kind, server_cert, certs, ca_file)
     with FakeServer(cert, _drain) as server:
         with pytest.raises(dotclient.AuthenticationError, match=match):
             resolve(mode, CANARY, server=server.spec, timeout=2, **options)
@@ -112,11 +97,11 @@ def test_strict_sends_nothing_before_authentication(
 
 @pytest.mark.parametrize("kind", list(AUTH_FAILURES))
 def test_opportunistic_sends_only_on_the_fallback(
-    mode: str, server_cert: IssuedCert, bad_certs: dict[str, IssuedCert], ca_file: str, kind: str
+    mode: str, server_cert: IssuedCert, certs: dict[str, IssuedCert], ca_file: str, kind: str
 ) -> None:
     # The control for the test above: the same capture sees the query once the client
     # has a connection it may use, here the opportunistic profile's unverified one.
-    cert, options, match = _auth_setup(kind, server_cert, bad_certs, ca_file)
+    cert, options, match = _auth_setup(kind, server_cert, certs, ca_file)
     with FakeServer(cert) as server:
         r = resolve(mode, CANARY, server=server.spec, profile="opportunistic", **options)
     assert not r.authenticated and r.tls.auth_error is not None
@@ -190,6 +175,13 @@ _OLD = [ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1]
 
 
 def _old_tls_server(cert: IssuedCert, version: ssl.TLSVersion) -> FakeServer:
+    """A server that speaks only ``version`` (OpenSSL needs security level 0 for it)."""
+    return FakeServer(
+        cert, _drain, min_version=version, max_version=version, ciphers="DEFAULT:@SECLEVEL=0"
+    )
+
+
+def _old_tls_server(cert: IssuedCert, version: ssl.TLSVersion) -> FakeServer:
     """A server that offers only ``version`` (OpenSSL 3 needs security level 0 for it)."""
     return FakeServer(
         cert, _drain, min_version=version, max_version=version, ciphers="DEFAULT:@SECLEVEL=0"
@@ -202,13 +194,7 @@ def _old_tls_server(cert: IssuedCert, version: ssl.TLSVersion) -> FakeServer:
 def test_tls_below_1_2_is_refused(
     mode: str, server_cert: IssuedCert, ca_file: str, profile: str, version: ssl.TLSVersion
 ) -> None:
-    with FakeServer(
-        server_cert,
-        _drain,
-        min_version=version,
-        max_version=version,
-        ciphers="DEFAULT:@SECLEVEL=0",
-    ) as server:
+    with _old_tls_server(server_cert, version) as server:
         with pytest.raises(dotclient.TLSError, match="PROTOCOL_VERSION") as info:
             resolve(mode, CANARY, server=server.spec, ca_file=ca_file, profile=profile, timeout=2)
     assert type(info.value) is dotclient.TLSError  # not an authentication failure
@@ -227,13 +213,7 @@ def test_old_tls_refused_even_through_a_permissive_context(
     context = ssl.create_default_context(cafile=ca_file)
     context.minimum_version = ssl.TLSVersion.TLSv1
     context.set_ciphers("DEFAULT:@SECLEVEL=0")
-    with FakeServer(
-        server_cert,
-        _drain,
-        min_version=version,
-        max_version=version,
-        ciphers="DEFAULT:@SECLEVEL=0",
-    ) as server:
+    with _old_tls_server(server_cert, version) as server:
         with pytest.raises(dotclient.TLSError, match="TLS 1.2 or later is required"):
             resolve(
                 mode, CANARY, server=server.spec, ssl_context=context, profile=profile, timeout=2
