@@ -659,7 +659,9 @@ class DoTProtocol:
         Returns the IDs of the queries whose outcome (a response or an error) is now
         ready for :meth:`result`, so a shell can wake just their waiters. Raises
         :class:`ProtocolError` if the byte stream is not valid DNS-over-TCP framing;
-        every query in flight then fails with that error too.
+        every query in flight then fails with that error too. Answers that came in
+        ``data`` before the broken frame are still filed, and :meth:`result` returns
+        them, but a call that raises lists no IDs: on this error, wake every waiter.
         """
         if self._error is not None or self._eof:
             return []
