@@ -16,7 +16,7 @@ import os
 import struct
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from types import ModuleType
@@ -34,11 +34,16 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from dotclient import ConnectionLost, ProtocolError
-from dotclient._protocol import DoTProtocol, encode_frame, make_query
+from dotclient._protocol import (
+    DoTProtocol,
+    encode_frame,
+    make_query,
+    wire_summary,
+)
 
 SCALE = max(1, int(os.environ.get("DOTCLIENT_FUZZ_SCALE", "1")))
 
@@ -64,6 +69,7 @@ QUESTIONLESS = fuzz.QUESTIONLESS
 
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, OPT = 1, 2, 5, 6, 12, 15, 16, 28, 41
 GENERIC = 65280  # a private-use type: dnspython keeps its RDATA as opaque bytes
+CHAIN_LIMIT = getattr(dns.name, "MAX_COMPRESSION_POINTER_CHAIN", None)
 KEEPALIVE, PADDING, COOKIE = 11, 12, 10
 
 
@@ -443,6 +449,503 @@ def test_a_corrupted_stream_answers_what_came_before_and_raises_only_protocol_er
             if qid not in intact:
                 assert kind_ == "protocol"
                 assert f"(query {qid} was in flight)" in value
+
+
+# -- answers built octet by octet, then damaged on purpose --------------------------------
+
+
+@dataclass(frozen=True)
+class Name:
+    """A domain name to render: compressed against the question where a suffix matches."""
+
+    labels: tuple[bytes, ...]  # without the root label
+    compress: bool = True
+
+
+# Owners that are not names but pointers placed relative to the record itself.
+SELF, FORWARD, PAST_END, CHAIN_END = "self", "forward", "past-end", "chain-end"
+Owner = Name | bytes | str
+
+
+@dataclass(frozen=True)
+class RR:
+    owner: Owner
+    rdtype: int
+    rdata: tuple[bytes | Name, ...] = ()
+    rdclass: int = 1
+    ttl: int = 300
+    rdlength_delta: int = 0  # a lying RDLENGTH
+    chain: bool = False  # RDATA: a pointer to the previous chain record's, or the question
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A DNS message as sections of records, rendered by :meth:`to_wire` (not dnspython),
+    so that it can be made wrong in every way a server could."""
+
+    qid: int
+    flags: int
+    questions: tuple[tuple[Name | bytes, int, int], ...]
+    sections: tuple[tuple[RR, ...], tuple[RR, ...], tuple[RR, ...]]
+    count_delta: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def to_wire(self) -> bytes:
+        out = bytearray(12)
+        table: dict[tuple[bytes, ...], int] = {}  # name suffixes of the first question
+        for i, (qname, rdtype, rdclass) in enumerate(self.questions):
+            if i == 0 and isinstance(qname, Name):
+                offset = len(out)
+                for j, part in enumerate(qname.labels):
+                    table.setdefault(qname.labels[j:], offset)
+                    offset += 1 + len(part)
+            out += self._name(qname, {}) + struct.pack("!HH", rdtype, rdclass)
+        chain_end = 0x0C  # where the last chain record's RDATA is, at first the question
+        for section in self.sections:
+            for rr in section:
+                here = len(out)
+                if isinstance(rr.owner, str):
+                    target = {
+                        SELF: here,
+                        FORWARD: here + 2,
+                        PAST_END: 0x3FFF,
+                        CHAIN_END: chain_end,
+                    }[rr.owner]
+                    out += struct.pack("!H", 0xC000 | target)
+                else:
+                    out += self._name(rr.owner, table)
+                start = len(out) + 10
+                if rr.chain:
+                    rdata = struct.pack("!H", 0xC000 | chain_end)
+                    chain_end = start
+                else:
+                    rdata = b"".join(self._name(p, table) for p in rr.rdata)
+                rdlength = len(rdata) + rr.rdlength_delta
+                out += struct.pack("!HHIH", rr.rdtype, rr.rdclass, rr.ttl, rdlength) + rdata
+        counts = [len(self.questions), *map(len, self.sections)]
+        counts = [max(0, c + d) for c, d in zip(counts, self.count_delta, strict=True)]
+        struct.pack_into("!6H", out, 0, self.qid, self.flags, *counts)
+        return bytes(out)
+
+    @staticmethod
+    def _name(name: Name | bytes, table: dict[tuple[bytes, ...], int]) -> bytes:
+        if isinstance(name, bytes):
+            return name
+        labels = name.labels
+        for i in range(len(labels)):
+            if name.compress and labels[i:] in table:
+                head = b"".join(bytes((len(x),)) + x for x in labels[:i])
+                return head + struct.pack("!H", 0xC000 | table[labels[i:]])
+        return b"".join(bytes((len(x),)) + x for x in labels) + b"\x00"
+
+    def records(self) -> list[tuple[int, int, RR]]:
+        return [
+            (s, i, rr) for s, section in enumerate(self.sections) for i, rr in enumerate(section)
+        ]
+
+    def replace_rr(self, section: int, index: int, rr: RR | None) -> Raw:
+        """A copy with record ``index`` of ``section`` replaced by ``rr`` (None: removed)."""
+        rrs = list(self.sections[section])
+        rrs[index : index + 1] = [rr] if rr is not None else []
+        sections = list(self.sections)
+        sections[section] = tuple(rrs)
+        return replace(self, sections=tuple(sections))  # type: ignore[arg-type]
+
+    def without_opt(self) -> Raw:
+        raw = self
+        for section, index, rr in reversed(self.records()):
+            if rr.rdtype == OPT:
+                raw = raw.replace_rr(section, index, None)
+        return raw
+
+    def add_rr(self, section: int, rr: RR, first: bool = False) -> Raw:
+        rrs = (rr, *self.sections[section]) if first else (*self.sections[section], rr)
+        sections = list(self.sections)
+        sections[section] = rrs
+        return replace(self, sections=tuple(sections))  # type: ignore[arg-type]
+
+
+def opt_rr(options: Sequence[tuple[int, bytes]], do: bool = False, payload: int = 1232) -> RR:
+    rdata = b"".join(struct.pack("!HH", code, len(v)) + v for code, v in options)
+    return RR(b"\x00", OPT, (rdata,), rdclass=payload, ttl=0x8000 if do else 0)
+
+
+def text_labels(text: str) -> tuple[bytes, ...]:
+    return dns.name.from_text(text).labels[:-1]
+
+
+@st.composite
+def rdata_for(draw: st.DrawFn, rdtype: int) -> tuple[bytes | Name, ...]:
+    """RDATA of ``rdtype`` that dnspython accepts, with names compressed or not."""
+    compress = draw(st.booleans())
+    some_name = st.sampled_from(
+        [
+            Name(text_labels(n), compress)
+            for n in ("mx.example.", "ns1.example.com.", "example.com.")
+        ]
+    )
+    if rdtype == A:
+        return (draw(st.binary(min_size=4, max_size=4)),)
+    if rdtype == AAAA:
+        return (draw(st.binary(min_size=16, max_size=16)),)
+    if rdtype == TXT:
+        strings = draw(st.lists(st.binary(max_size=30), min_size=1, max_size=3))
+        return (b"".join(bytes((len(x),)) + x for x in strings),)
+    if rdtype == MX:
+        return (struct.pack("!H", draw(st.integers(0, 65535))), draw(some_name))
+    if rdtype in (NS, PTR, CNAME):
+        return (draw(some_name),)
+    if rdtype == SOA:
+        return (draw(some_name), draw(some_name), draw(st.binary(min_size=20, max_size=20)))
+    return (draw(st.binary(max_size=12)),)  # GENERIC: opaque
+
+
+RCODE_CHOICES = [0, 0, 0, 3, 2, 5]  # NOERROR, NXDOMAIN, SERVFAIL, REFUSED
+
+
+@st.composite
+def raw_answers(draw: st.DrawFn, qname: dns.name.Name, rdtype: int) -> Raw:
+    """A valid answer to (``qname``, ``rdtype``, IN), built octet by octet: records of the
+    type asked (or a CNAME), an SOA, glue, and often an OPT RR with keepalive, padding
+    or cookie options."""
+    rcode = draw(st.sampled_from(RCODE_CHOICES))
+    flags = 0x8000 | 0x0100 | 0x0080 | rcode | (0x0400 if draw(st.booleans()) else 0)
+    owner = Name(qname.labels[:-1])
+    answer: list[RR] = []
+    answer_type = rdtype if rdtype in (A, AAAA, TXT, MX, NS, SOA, PTR, CNAME, GENERIC) else A
+    if rcode == 0:
+        if draw(st.booleans()) and rdtype != CNAME:
+            target = Name(text_labels("www.example.net."))
+            answer.append(RR(owner, CNAME, (target,)))
+            owner = target
+        for _ in range(draw(st.integers(0, 3))):
+            answer.append(RR(owner, answer_type, draw(rdata_for(answer_type))))
+        if draw(st.integers(0, 3)) == 0:  # a name sharing the question's suffix
+            answer.append(RR(Name((b"www", *qname.labels[:-1])), A, (b"\xc0\x00\x02\x01",)))
+    authority: list[RR] = []
+    if rcode == 3 or draw(st.integers(0, 3)) == 0:
+        authority.append(RR(Name(text_labels("example.")), SOA, draw(rdata_for(SOA))))
+    additional: list[RR] = []
+    if draw(st.integers(0, 3)) == 0:
+        additional.append(RR(Name(text_labels("mx.example.")), AAAA, draw(rdata_for(AAAA))))
+    if draw(st.integers(0, 4)) == 0:
+        additional.append(RR(owner, GENERIC, draw(rdata_for(GENERIC))))
+    if draw(st.integers(0, 3)) > 0:
+        options = []
+        if draw(st.booleans()):
+            options.append((KEEPALIVE, draw(st.sampled_from([b"", b"\x00\x00", b"\x01\x2c"]))))
+        if draw(st.integers(0, 3)) == 0:
+            options.append((COOKIE, draw(st.binary(min_size=8, max_size=8)) * 2))
+        if draw(st.booleans()):
+            options.append((PADDING, bytes(draw(st.integers(0, 300)))))
+        additional.append(opt_rr(options, do=draw(st.booleans())))
+    return Raw(
+        qid=0,
+        flags=flags,
+        questions=((Name(qname.labels[:-1]), rdtype, 1),),
+        sections=(tuple(answer), tuple(authority), tuple(additional)),
+    )
+
+
+def swap_case(labels: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return tuple(x.swapcase() for x in labels)
+
+
+def other_labels(labels: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return (b"other", *labels)
+
+
+def long_labels(total: int) -> tuple[bytes, ...]:
+    """Labels whose uncompressed name (root included) is ``total`` octets long."""
+    labels = []
+    left = total - 1
+    while left > 0:
+        size = min(63, left - 1)
+        if left - (size + 1) == 1:  # never leave a lone octet: it cannot be a label
+            size -= 1
+        labels.append(b"x" * size)
+        left -= size + 1
+    return tuple(labels)
+
+
+# Structured damage, and what each does to a valid answer on its own: "ok", "unmatched",
+# "error:<text in the ProtocolError>", or None where only the two paths' agreement is
+# checked (the verdict is dnspython's to give).
+MUTATIONS: dict[str, str | None] = {
+    "qr-cleared": "error:no QR bit",
+    "other-id": "unmatched",
+    "other-qname": "error:does not match: question",
+    "qname-case": "ok",
+    "other-qtype": "error:does not match: question",
+    "other-qclass": "error:does not match: question",
+    "no-question": None,  # decided by the RCODE, below
+    "two-questions": "error:2 questions",
+    "same-question-twice": None,  # dnspython merges identical questions
+    "qdcount-0": None,
+    "qdcount-2": None,
+    "opcode": "error:",
+    "tc": "ok",
+    "pointer-to-itself": "error:malformed",
+    "pointer-forward": "error:malformed",
+    "pointer-past-end": "error:malformed",
+    "pointer-chain-16": "ok",
+    # dnspython 2.7+ follows at most 16 pointers for a name, older ones any number
+    "pointer-chain-17": "error:malformed" if CHAIN_LIMIT else "ok",
+    "label-type": "error:malformed",
+    "bad-rdata": "error:malformed",
+    "name-255": "ok",
+    "name-256": "error:malformed",
+    "name-256-compressed": "error:malformed",
+    "rdlength-last": "error:malformed",
+    "rdlength-any": None,
+    "count-up": "error:malformed",
+    "count-down": "error:malformed",
+    "opt-in-answer": "error:malformed",
+    "opt-in-authority": "error:malformed",
+    "opt-twice": "error:malformed",
+    "opt-owner": "error:malformed",
+    "keepalive-length": None,
+}
+BYTE_EDITS = ["flip", "set", "cut", "insert", "delete"]
+BAD_RDATA = [
+    (A, b"\x00" * 3),
+    (A, b"\x00" * 5),
+    (AAAA, b"\x00" * 15),
+    (TXT, b""),  # no string at all
+    (TXT, b"\x05abc"),  # a string longer than the RDATA
+    (MX, b"\x00\x01"),  # no exchange
+    (CNAME, b"\x03abc"),  # a name without its end
+    (SOA, b"\x00\x00" + b"\x00" * 19),  # a field short
+]
+
+
+def mutate(raw: Raw, kind: str, data: st.DataObject, ids: set[int]) -> Raw:
+    """Apply one structured mutation; ``ids`` are those another ID must avoid."""
+    draw = data.draw
+    qname, qtype, qclass = raw.questions[0] if raw.questions else (Name(()), A, 1)
+    records = raw.records()
+    if kind == "qr-cleared":
+        return replace(raw, flags=raw.flags & ~0x8000)
+    if kind == "other-id":
+        return replace(raw, qid=draw(st.integers(0, 65535).filter(lambda i: i not in ids)))
+    if kind in ("other-qname", "qname-case", "other-qtype", "other-qclass"):
+        if not isinstance(qname, Name):  # no question, or one already made unreadable
+            return raw
+        if kind == "other-qname":
+            qname = Name(other_labels(qname.labels))
+        elif kind == "qname-case":
+            qname = Name(swap_case(qname.labels))
+        elif kind == "other-qtype":
+            qtype = draw(st.integers(0, 65535).filter(lambda t: t != qtype))
+        else:
+            qclass = draw(st.integers(0, 65535).filter(lambda c: c != qclass))
+        return replace(raw, questions=((qname, qtype, qclass), *raw.questions[1:]))
+    if kind == "no-question":
+        return replace(raw, questions=())
+    if kind == "two-questions":
+        return replace(raw, questions=(*raw.questions, (Name(text_labels("b.example.")), A, 1)))
+    if kind == "same-question-twice" and raw.questions:
+        return replace(raw, questions=(*raw.questions, raw.questions[0]))
+    if kind in ("qdcount-0", "qdcount-2"):
+        delta = -len(raw.questions) if kind == "qdcount-0" else 2 - len(raw.questions)
+        return replace(raw, count_delta=(delta, 0, 0, 0))
+    if kind == "opcode":
+        opcode = draw(st.integers(1, 15))
+        return replace(raw, flags=(raw.flags & ~0x7800) | opcode << 11)
+    if kind == "tc":
+        return replace(raw, flags=raw.flags | 0x0200)
+    if kind.startswith("pointer-"):
+        section = draw(st.integers(0, 2))
+        if kind.startswith("pointer-chain"):
+            # NS records, each naming the previous one's RDATA (a name that is a bare
+            # pointer), then an owner that takes ``hops`` pointers to reach the question
+            hops = int(kind.rsplit("-", 1)[1])
+            for _ in range(hops - 1):
+                raw = raw.add_rr(section, RR(qname, NS, chain=True))
+            return raw.add_rr(section, RR(CHAIN_END, A, (b"\x00" * 4,)))
+        owner = {"pointer-to-itself": SELF, "pointer-forward": FORWARD}.get(kind, PAST_END)
+        return raw.add_rr(section, RR(owner, A, (b"\x00" * 4,)), first=draw(st.booleans()))
+    if kind == "bad-rdata":  # RDATA its type's parser rejects
+        rdtype, rdata = draw(st.sampled_from(BAD_RDATA))
+        return raw.add_rr(draw(st.integers(0, 2)), RR(qname, rdtype, (rdata,)))
+    if kind == "label-type":
+        bad = bytes((draw(st.integers(64, 191)),)) + b"abc\x00"
+        if raw.questions and draw(st.booleans()):
+            return replace(raw, questions=((bad, qtype, qclass), *raw.questions[1:]))
+        return raw.add_rr(draw(st.integers(0, 2)), RR(bad, A, (b"\x00" * 4,)))
+    if kind in ("name-255", "name-256"):
+        owner = Name(long_labels(int(kind[-3:])))
+        return raw.add_rr(draw(st.integers(0, 2)), RR(owner, A, (b"\x00" * 4,)))
+    if kind == "name-256-compressed" and isinstance(qname, Name) and raw.questions:
+        tail = sum(len(x) + 1 for x in qname.labels) + 1
+        head = long_labels(256 - tail + 1) if tail < 254 else (b"ab",)
+        owner = Name((*head, *qname.labels))
+        return raw.add_rr(draw(st.integers(0, 2)), RR(owner, A, (b"\x00" * 4,)))
+    if kind.startswith("rdlength") and records:
+        section, index, rr = (
+            records[-1] if kind == "rdlength-last" else draw(st.sampled_from(records))
+        )
+        # RDATA is at least this long (a compressed name takes 2 octets or more)
+        floor = 2 * rr.chain + sum(len(p) if isinstance(p, bytes) else 2 for p in rr.rdata)
+        delta = draw(st.integers(1, 10)) * draw(st.sampled_from([1, -1]))
+        delta = max(delta, -floor) or 1
+        return raw.replace_rr(section, index, replace(rr, rdlength_delta=delta))
+    if kind.startswith("count-") and records:
+        section = draw(st.sampled_from(sorted({s for s, _, _ in records})))
+        delta = [0, 0, 0, 0]
+        delta[1 + section] = 1 if kind == "count-up" else -1
+        return replace(raw, count_delta=tuple(delta))  # type: ignore[arg-type]
+    if kind.startswith("opt-"):
+        opt = next((rr for _, _, rr in records if rr.rdtype == OPT), None) or opt_rr([])
+        without = raw.without_opt()
+        if kind == "opt-in-answer":
+            return without.add_rr(0, opt)
+        if kind == "opt-in-authority":
+            return without.add_rr(1, opt)
+        if kind == "opt-twice":
+            return without.add_rr(2, opt).add_rr(2, opt)
+        return without.add_rr(2, replace(opt, owner=Name((b"x",))))
+    if kind == "keepalive-length":  # RFC 7828 allows 0 or 2 octets
+        size = draw(st.sampled_from([1, 3, 4]))
+        return raw.without_opt().add_rr(2, opt_rr([(KEEPALIVE, b"\x01" * size)]))
+    return raw  # a mutation that does not apply to this message
+
+
+def edit(message: Raw | bytes, kind: str, data: st.DataObject) -> bytes:
+    """An octet edit of the rendered message (never of its ID)."""
+    draw = data.draw
+    wire = bytearray(message.to_wire() if isinstance(message, Raw) else message)
+    if len(wire) <= 12:
+        return bytes(wire)
+    if kind == "flip":
+        wire[draw(st.integers(2, len(wire) - 1))] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "set":
+        wire[draw(st.integers(2, len(wire) - 1))] = draw(
+            st.sampled_from([0, 1, 2, 63, 64, 0xBF, 0xC0, 0xC1, 0xFF])
+        )
+    elif kind == "cut":
+        del wire[draw(st.integers(12, len(wire))) :]
+    elif kind == "insert":
+        at = draw(st.integers(12, len(wire)))
+        wire[at:at] = draw(st.binary(min_size=1, max_size=8))
+    elif kind == "delete":
+        at = draw(st.integers(12, len(wire) - 1))
+        del wire[at : at + draw(st.integers(1, 8))]
+    return bytes(wire)
+
+
+def verdicts(qname: dns.name.Name, rdtype: int, body: bytes, qid: int) -> tuple[Any, Any]:
+    """What the lean path and the full path make of the answer ``body`` (its ID already
+    set) to a query for (``qname``, ``rdtype``, IN) sent with ID ``qid`` on each."""
+    lean = DoTProtocol(padding=0, keepalive=True)
+    full = DoTProtocol(padding=0, keepalive=True)
+    with fuzz.fixed_ids([qid]):
+        lean_id, _ = lean.send_question(qname, rdtype, 1)
+    with fuzz.fixed_ids([qid]):
+        full_id, _ = full.send_query(make_query(qname, rdtype))
+    assert lean_id == full_id == qid
+    results = []
+    for proto in (lean, full):
+        assert proto.receive_data(encode_frame(body)) in ([], [qid])
+        kind, value = outcome(proto, qid)
+        if kind == "pending":
+            assert proto.unmatched == 1
+            kind = "unmatched"
+        results.append((kind, value, proto.keepalive_timeout))
+    return results[0], results[1]
+
+
+def judge(
+    qname: dns.name.Name, rdtype: int, kinds: Sequence[str], data: st.DataObject
+) -> tuple[Raw, bytes, Any, Any]:
+    """Build an answer, damage it with ``kinds`` in turn, and have both paths judge it.
+    Asserts that they agree; returns the answer, the damaged bytes and both verdicts."""
+    qid = data.draw(st.integers(0, 65535))
+    raw = replace(data.draw(raw_answers(qname, rdtype)), qid=qid)
+    damaged: Raw | bytes = raw
+    for kind in kinds:
+        if kind in BYTE_EDITS:
+            damaged = edit(damaged, kind, data)
+        elif isinstance(damaged, Raw):  # structured damage, until the first octet edit
+            damaged = mutate(damaged, kind, data, {qid})
+    body = damaged.to_wire() if isinstance(damaged, Raw) else damaged
+    body = body.ljust(12, b"\x00")  # the framing rejects anything shorter
+    lean, full = verdicts(qname, rdtype, body, qid)
+    # The lean check from the bytes gives dnspython's verdict, word for word.
+    assert lean[0] == full[0], (lean, full)
+    assert lean[2] == full[2]  # the keepalive timeout learnt
+    if lean[0] == "ok":
+        assert lean[1] == body
+        assert_same_message(full[1], body, qid)
+        sent = fuzz.Sent(qid, True, qname, rdtype, b"")
+        check_answer(lean[1], sent)
+        check_answer(full[1], replace(sent, lean=False))
+    elif lean[0] == "protocol":
+        assert lean[1] == full[1]
+    check_summary(body)
+    return raw, body, lean, full
+
+
+@budget(200)
+@given(
+    qname=names,
+    rdtype=query_types,
+    kinds=st.lists(st.sampled_from([*MUTATIONS, *BYTE_EDITS]), max_size=4),
+    data=st.data(),
+)
+def test_damaged_answers_get_the_same_verdict_on_both_paths(
+    qname: dns.name.Name, rdtype: int, kinds: list[str], data: st.DataObject
+) -> None:
+    _, _, lean, _ = judge(qname, rdtype, kinds, data)
+    event(f"{len(kinds)} kinds of damage: {lean[0]}")
+    if not kinds:
+        assert lean[0] == "ok", lean  # the undamaged answers are valid
+
+
+KNOWN_OUTCOMES = [k for k, v in MUTATIONS.items() if v is not None or k == "no-question"]
+
+
+@pytest.mark.parametrize("kind", KNOWN_OUTCOMES)
+@budget(5)
+@given(qname=names, rdtype=query_types, data=st.data())
+def test_each_kind_of_damage_has_its_outcome(
+    kind: str, qname: dns.name.Name, rdtype: int, data: st.DataObject
+) -> None:
+    raw, body, lean, full = judge(qname, rdtype, [kind], data)
+    expected = MUTATIONS[kind]
+    if kind == "no-question":
+        expected = "ok" if raw.flags & 0xF in QUESTIONLESS else "error:no question section"
+    # Only answers the damage applies to (one with a record to damage, say).
+    assume(body != raw.to_wire() or kind == "qname-case")
+    if expected == "ok":
+        assert lean[0] == "ok", lean
+        if kind == "tc":
+            assert full[1].flags & dns.flags.TC  # delivered as it came, TC bit and all
+    elif expected == "unmatched":
+        assert lean[0] == "unmatched"
+    else:
+        assert expected is not None
+        assert lean[0] == "protocol", lean
+        assert expected.removeprefix("error:") in lean[1]
+
+
+def check_summary(body: bytes) -> None:
+    """Response.rcode and .question read the bytes with wire_summary(): where it is sure,
+    it must say what dnspython says, for any message dnspython accepts."""
+    try:
+        message = dns.message.from_wire(body)
+    except Exception:
+        return
+    summary = wire_summary(body)
+    if summary is None:
+        return
+    rcode, question = summary
+    assert rcode == message.rcode()
+    if question is None:
+        assert not message.question
+    else:
+        assert len(message.question) == 1
+        assert question[0].labels == message.question[0].name.labels
+        assert question[1] == message.question[0].rdtype
 
 
 # -- the fuzz target ----------------------------------------------------------------------
