@@ -40,6 +40,7 @@ from hypothesis import strategies as st
 from dotclient import ConnectionLost, ProtocolError
 from dotclient._protocol import (
     DoTProtocol,
+    FrameDecoder,
     encode_frame,
     make_query,
     wire_summary,
@@ -946,6 +947,192 @@ def check_summary(body: bytes) -> None:
         assert len(message.question) == 1
         assert question[0].labels == message.question[0].name.labels
         assert question[1] == message.question[0].rdtype
+
+
+# -- round trips: what goes out reads back as asked ---------------------------------------
+
+any_query_type = st.integers(0, 65535).filter(
+    lambda t: not dns.rdatatype.is_metatype(t) or t == dns.rdatatype.ANY
+)
+
+
+def read_options(rdata: bytes) -> list[tuple[int, bytes]]:
+    options = []
+    while rdata:
+        code, length = struct.unpack_from("!HH", rdata)
+        assert len(rdata) >= 4 + length
+        options.append((code, rdata[4 : 4 + length]))
+        rdata = rdata[4 + length :]
+    return options
+
+
+@budget(100)
+@given(
+    qname=names,
+    rdtype=any_query_type,
+    rdclass=st.integers(0, 65535),
+    dnssec=st.booleans(),
+    padding=st.sampled_from([0, 1, 7, 128, 468, 512]),
+    keepalive=st.booleans(),
+    lean=st.booleans(),
+)
+def test_queries_read_back_as_asked(
+    qname: dns.name.Name,
+    rdtype: int,
+    rdclass: int,
+    dnssec: bool,
+    padding: int,
+    keepalive: bool,
+    lean: bool,
+) -> None:
+    """Decoded octet by octet (not by dnspython): header, question, then one OPT RR with
+    payload 1232, the DO bit as asked, an empty keepalive option if enabled, and padding
+    to the next multiple of the block (RFC 8467), last."""
+    proto = DoTProtocol(padding=padding, keepalive=keepalive)
+    if lean:
+        qid, data = proto.send_question(qname, rdtype, rdclass, dnssec=dnssec)
+    else:
+        qid, data = proto.send_query(make_query(qname, rdtype, rdclass, dnssec=dnssec))
+    (wire,) = read_frames(data)
+    assert struct.unpack_from("!6H", wire) == (qid, 0x0100, 1, 0, 0, 1)  # RD; 1 question, 1 RR
+    name = b"".join(bytes((len(x),)) + x for x in qname.labels)  # uncompressed, case kept
+    pos = 12 + len(name)
+    assert wire[12:pos] == name
+    assert struct.unpack_from("!HH", wire, pos) == (rdtype, rdclass)
+    pos += 4
+    assert wire[pos] == 0  # the OPT RR is owned by the root
+    rrtype, payload, ttl, rdlength = struct.unpack_from("!HHIH", wire, pos + 1)
+    assert (rrtype, payload, ttl) == (OPT, 1232, 0x8000 if dnssec else 0)
+    assert pos + 11 + rdlength == len(wire)
+    options = read_options(wire[pos + 11 :])
+    codes = [code for code, _ in options]
+    assert codes == [KEEPALIVE] * keepalive + [PADDING] * bool(padding)
+    if keepalive:
+        assert options[0][1] == b""
+    if padding:
+        fill = options[-1][1]
+        assert fill == bytes(len(fill))
+        assert len(wire) % padding == 0
+        assert len(fill) < padding  # the closest multiple, not a larger one
+    message = dns.message.from_wire(wire)  # and dnspython reads the same
+    assert message.id == qid
+    assert (message.question[0].name, message.question[0].rdtype) == (qname, rdtype)
+    assert message.question[0].rdclass == rdclass
+    assert message.edns == 0
+    assert bool(message.ednsflags & dns.flags.DO) == dnssec
+
+
+# -- sizes at the edges of the two-octet length prefix ------------------------------------
+
+EDGE_SIZES = [12, 13, 255, 256, 257, 4095, 4096, 65279, 65280, 65534, 65535]
+
+
+@pytest.mark.parametrize("size", EDGE_SIZES)
+def test_frames_at_the_edges_of_the_length_prefix(size: int) -> None:
+    message = struct.pack("!H", size) + bytes(i % 251 for i in range(size - 2))
+    framed = encode_frame(message)
+    assert framed[:2] == size.to_bytes(2, "big")
+    assert read_frames(framed) == [message]
+    stream = framed + encode_frame(bytes(12))
+    end = len(framed)
+    # one read; the prefix split; reads ending just before, at and after the frame's end
+    for cuts in ([], [1], [2], [1, 2, 3], [end - 1], [end], [end + 1], [end - 1, end + 1]):
+        decoder = FrameDecoder()
+        messages = []
+        for _, chunk in split(stream, cuts):
+            messages += decoder.feed(chunk)
+        assert messages == [message, bytes(12)]
+        assert decoder.buffered == 0
+    decoder = FrameDecoder()  # one octet per read
+    messages = []
+    for i in range(len(stream)):
+        messages += decoder.feed(stream[i : i + 1])
+        if i == 0:
+            assert decoder.describe_partial() == "inside a length prefix (1 of 2 octets)"
+        elif i == end - 1:
+            assert messages == [message]
+    assert messages == [message, bytes(12)]
+
+
+def padded_answer(data: bytes, size: int) -> bytes:
+    """An answer to the framed query ``data`` padded to exactly ``size`` octets."""
+    response = dns.message.make_response(dns.message.from_wire(data[2:]), pad=0)
+    response.answer.append(
+        dns.rrset.from_text(response.question[0].name, 300, "IN", "A", "192.0.2.1")
+    )
+    response.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(PADDING, b"")])
+    fill = size - len(response.to_wire())
+    response.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(PADDING, bytes(fill))])
+    wire = response.to_wire(max_size=65535)
+    assert len(wire) == size
+    return wire
+
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("size", [255, 256, 65534, 65535])
+def test_answers_at_the_largest_sizes_reach_both_paths(lean: bool, size: int) -> None:
+    proto = DoTProtocol()
+    qname = dns.name.from_text("example.com.")
+    qid, data = (
+        proto.send_question(qname, A, 1) if lean else proto.send_query(make_query(qname, A))
+    )
+    wire = padded_answer(data, size)
+    stream = encode_frame(wire)
+    assert stream[:2] == size.to_bytes(2, "big")
+    for offset, chunk in split(stream, [1, 2, *range(3, len(stream), 4096)]):
+        ready = proto.receive_data(chunk)
+        assert ready == ([qid] if offset + len(chunk) == len(stream) else [])
+    assert_same_message(proto.result(qid), wire, qid)
+
+
+@pytest.mark.parametrize("lean", [True, False])
+@pytest.mark.parametrize("rcode", [dns.rcode.REFUSED, dns.rcode.NOERROR])
+def test_a_header_alone_is_the_smallest_answer(lean: bool, rcode: int) -> None:
+    proto = DoTProtocol()
+    qname = dns.name.from_text("example.com.")
+    qid, _ = proto.send_question(qname, A, 1) if lean else proto.send_query(make_query(qname))
+    wire = struct.pack("!6H", qid, 0x8180 | rcode, 0, 0, 0, 0)
+    assert proto.receive_data(encode_frame(wire)) == [qid]
+    if rcode == dns.rcode.REFUSED:
+        assert_same_message(proto.result(qid), wire, qid)
+    else:
+        with pytest.raises(ProtocolError, match="no question section"):
+            proto.result(qid)
+
+
+def query_of_size(size: int) -> dns.message.Message:
+    """A query without EDNS of exactly ``size`` octets (TXT records in additional)."""
+    message = dns.message.make_query("example.com", "A", use_edns=False)
+    rrset = dns.rrset.RRset(dns.name.from_text("big.example."), 1, TXT)
+    message.additional.append(rrset)
+
+    def txt(i: int, length: int) -> dns.rdata.Rdata:
+        return dns.rdata.from_wire(1, TXT, bytes((length,)) + bytes((i,)) * length, 0, length + 1)
+
+    rrset.add(txt(0, 0))
+    # every further record costs a 2-octet owner (compressed), 10 octets, 1 + its string
+    while (room := size - len(message.to_wire()) - 13) > 255:
+        rrset.add(txt(len(rrset), min(255, room - 13)))
+    rrset.add(txt(len(rrset), room))
+    assert len(message.to_wire()) == size
+    return message
+
+
+def test_a_query_of_65535_octets_goes_out_and_a_bigger_one_does_not() -> None:
+    message = query_of_size(65535)
+    proto = DoTProtocol(padding=0)
+    with fuzz.fixed_ids([7, 8, 8, 9]):
+        qid, data = proto.send_query(message)
+        assert qid == 7
+        assert data[:2] == b"\xff\xff"
+        (wire,) = read_frames(data)
+        assert dns.message.from_wire(wire).additional == message.additional
+        message.additional[0].add(dns.rdata.from_wire(1, TXT, b"\x01z", 0, 2))
+        with pytest.raises(ValueError, match="too big"):
+            proto.send_query(message)
+        # The ID drawn for the query that failed is free again.
+        assert proto.send_query(make_query("example.com"))[0] == 8
+    assert proto.in_flight == 2
 
 
 # -- the fuzz target ----------------------------------------------------------------------
