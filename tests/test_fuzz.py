@@ -1022,6 +1022,104 @@ def test_queries_read_back_as_asked(
     assert bool(message.ednsflags & dns.flags.DO) == dnssec
 
 
+def _big_rrset(size: int) -> dns.rrset.RRset:
+    """TXT records with about ``size`` octets of RDATA."""
+    rrset = dns.rrset.RRset(dns.name.from_text("big.example."), 1, TXT)
+    for i in range(size // 256 + 1):
+        rrset.add(dns.rdata.from_wire(1, TXT, bytes((255,)) + bytes((i % 256,)) * 255, 0, 256))
+    return rrset
+
+
+@st.composite
+def callers_queries(draw: st.DrawFn) -> dns.message.Message:
+    """A query as a caller may build it: any flags, with or without EDNS, options of all
+    kinds (a padding option of its own, a keepalive option), and sometimes big."""
+    message = dns.message.make_query(draw(names), draw(query_types), use_edns=False)
+    message.id = draw(st.integers(0, 65535))
+    message.flags = dns.flags.Flag(
+        draw(st.sampled_from([0, 0x0100, 0x0110, 0x0120, 0x0010, 0x0400 | 0x0100]))
+    )
+    if draw(st.booleans()):
+        message.additional.append(_big_rrset(draw(st.sampled_from([1000, 3000, 20000]))))
+    if draw(st.integers(0, 3)) > 0:
+        option = st.sampled_from(
+            [
+                dns.edns.CookieOption(b"\x01" * 8, b""),
+                dns.edns.ECSOption("192.0.2.0", 24),
+                dns.edns.GenericOption(65001, b"private"),
+                dns.edns.GenericOption(KEEPALIVE, b""),
+                dns.edns.GenericOption(PADDING, b"\x00" * 3),
+            ]
+        )
+        message.use_edns(
+            0,
+            draw(st.sampled_from([0, dns.flags.DO])),
+            draw(st.sampled_from([1232, 4096, 65535])),
+            options=draw(st.lists(option, max_size=3, unique_by=lambda o: o.otype)),
+            pad=draw(st.sampled_from([0, 0, 128])),
+        )
+    return message
+
+
+@budget(80)
+@given(
+    message=callers_queries(),
+    padding=st.sampled_from([0, 128, 468]),
+    keepalive=st.booleans(),
+)
+def test_send_query_sends_the_callers_message_with_our_options(
+    message: dns.message.Message, padding: int, keepalive: bool
+) -> None:
+    """The caller's question, flags, EDNS flags and options go out unchanged, the ID
+    replaced, a keepalive option added if enabled and missing, padding replaced by ours;
+    the caller's object is not touched. Any query that fits a frame goes out, whatever
+    its size (the EDNS payload is about answers over UDP, RFC 6891 section 6.2.3)."""
+    before = message.to_wire(want_shuffle=False, max_size=65535)
+    before_id, before_options = message.id, list(message.options)
+    proto = DoTProtocol(padding=padding, keepalive=keepalive)
+    qid, data = proto.send_query(message)
+    assert message.id == before_id
+    assert list(message.options) == before_options
+    assert message.to_wire(want_shuffle=False, max_size=65535) == before
+
+    (wire,) = read_frames(data)
+    sent = dns.message.from_wire(wire)
+    assert sent.id == qid
+    assert sent.flags == message.flags
+    assert sent.question == message.question
+    assert sent.additional == message.additional
+    caller_codes = [o.otype for o in message.options]
+    if message.edns < 0 and not padding and not keepalive:
+        assert sent.edns == -1
+        return
+    assert sent.edns == 0
+    assert sent.ednsflags == (message.ednsflags if message.edns >= 0 else 0)
+    assert sent.payload == (message.payload if message.edns >= 0 else 1232)
+    expected = [c for c in caller_codes if c != PADDING or not padding]
+    if keepalive and KEEPALIVE not in caller_codes:
+        expected.append(KEEPALIVE)
+    codes = [o.otype for o in sent.options]
+    if padding:
+        assert codes == [*expected, PADDING]
+        assert len(wire) % padding == 0
+    else:
+        assert [c for c in codes if c != PADDING] == [c for c in expected if c != PADDING]
+        assert codes.count(PADDING) == caller_codes.count(PADDING) + bool(message.pad)
+
+
+def test_a_big_query_without_edns_goes_out_padded() -> None:
+    """Regression: padding (or keepalive) gives a query without EDNS an OPT RR, and with
+    it dnspython's limit of the EDNS payload (1232) on the message rendered, so a
+    2,158-octet query that went out unpadded failed with ValueError when padded."""
+    message = dns.message.make_query("example.com", "A", use_edns=False)
+    message.additional.append(_big_rrset(2000))
+    for padding, keepalive in ((0, False), (128, False), (0, True)):
+        qid, data = DoTProtocol(padding=padding, keepalive=keepalive).send_query(message)
+        (wire,) = read_frames(data)
+        assert len(wire) > 2000
+        assert dns.message.from_wire(wire).additional == message.additional
+
+
 # -- sizes at the edges of the two-octet length prefix ------------------------------------
 
 EDGE_SIZES = [12, 13, 255, 256, 257, 4095, 4096, 65279, 65280, 65534, 65535]
@@ -1133,6 +1231,17 @@ def test_a_query_of_65535_octets_goes_out_and_a_bigger_one_does_not() -> None:
         # The ID drawn for the query that failed is free again.
         assert proto.send_query(make_query("example.com"))[0] == 8
     assert proto.in_flight == 2
+
+
+def test_padding_up_to_the_largest_block_multiple_that_fits() -> None:
+    """65,408 is the largest multiple of 128 that fits a frame: a query padded to it
+    goes out; one that would need 65,536 does not (it cannot be padded)."""
+    proto = DoTProtocol(padding=128)
+    _, data = proto.send_query(query_of_size(65393))  # + 11 (OPT) + 4 (option) = 65408
+    assert len(data) - 2 == 65408
+    with pytest.raises(ValueError, match="too big"):
+        proto.send_query(query_of_size(65394))
+    assert proto.in_flight == 1
 
 
 # -- the fuzz target ----------------------------------------------------------------------
