@@ -374,6 +374,8 @@ def TestOneInput(data: bytes) -> None:  # noqa: N802 (the name atheris and libFu
             value = proto.result(qid)
         except (ProtocolError, ConnectionLost) as exc:
             assert isinstance(exc, ProtocolError) or given_input.eof
+            # listed by the call that decided it, unless that call raised
+            assert qid in reported or broken, f"query {qid} failed but was not reported"
             continue
         if value is None:
             assert not proto.closed
