@@ -208,7 +208,11 @@ def _render(
         else:
             msg.use_edns(msg.edns, msg.ednsflags, msg.payload, options=options, pad=pad)
     try:
-        wire = msg.to_wire()
+        # Over TCP and TLS only the length prefix limits a message (RFC 1035 4.2.2).
+        # By default dnspython stops at the EDNS payload size, which is about answers
+        # over UDP (RFC 6891 section 6.2.3), so adding EDNS for padding or keepalive made
+        # queries of more than 1232 octets fail that went out without it.
+        wire = msg.to_wire(max_size=_MAX_MESSAGE)
     except dns.exception.DNSException as exc:
         raise ValueError(f"cannot render query: {exc}") from exc
     # A TSIG-signed query: the response's TSIG is checked against this MAC (RFC 8945).
@@ -665,7 +669,9 @@ class DoTProtocol:
         Returns the IDs of the queries whose outcome (a response or an error) is now
         ready for :meth:`result`, so a shell can wake just their waiters. Raises
         :class:`ProtocolError` if the byte stream is not valid DNS-over-TCP framing;
-        every query in flight then fails with that error too.
+        every query in flight then fails with that error too. Answers that came in
+        ``data`` before the broken frame are still filed, and :meth:`result` returns
+        them, but a call that raises lists no IDs: on this error, wake every waiter.
         """
         if self._error is not None or self._eof:
             return []
