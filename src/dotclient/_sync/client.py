@@ -1061,14 +1061,15 @@ class Client:
                     else:
                         exc = caught
                     if self._closed:
-                        raise exc from None
+                        raise exc from exc.__cause__  # not from the _ConnectFailed wrapper
                     errors[pool.server] = exc
+                    now = time.monotonic()
                     with self._mutex:
-                        rotation.failed(index, exc, time.monotonic())
+                        rotation.failed(index, exc, now)
+                        if now >= deadline:
+                            break
                         if position + 1 < len(order):
                             self._stats.failovers += 1
-                    if time.monotonic() >= deadline:
-                        break
                     continue
                 if rotation.failures[index]:
                     with self._mutex:
