@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -520,3 +521,45 @@ def test_restarts_between_queries_teach_no_limit(
         outcomes = client.resolve_many(["a.example.test"] * 300)
         assert all(isinstance(o, dotclient.Response) for o in outcomes)
         assert client.stats.connections_opened - before <= 2
+
+
+def test_an_id_freed_by_an_answer_is_not_taken_from_under_its_next_owner(
+    unbound: UnboundServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Threads sharing a connection, every query given the same ID whenever it is free:
+    # an answered query used to forget its ID after releasing the client's mutex, so a
+    # thread that took the ID meanwhile lost its waiter (a KeyError, a lost answer).
+    from dotclient import _protocol
+
+    allocate = _protocol.DoTProtocol._allocate_id
+
+    def same_id_when_free(self: _protocol.DoTProtocol) -> int:
+        if 4242 not in self._reserved:
+            self._reserved.add(4242)
+            return 4242
+        return allocate(self)
+
+    monkeypatch.setattr(_protocol.DoTProtocol, "_allocate_id", same_id_when_free)
+    failures: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible: open any window
+    try:
+        with dotclient.Client(spec_of(unbound), ca_file=ca_file, max_connections=1) as client:
+
+            def work() -> None:
+                try:
+                    for _ in range(150):
+                        client.resolve("a.example.test")
+                except BaseException as exc:  # noqa: BLE001 - reported below
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=work) for _ in range(6)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
+            stats = client.stats
+    finally:
+        sys.setswitchinterval(interval)
+    assert failures == []
+    assert (stats.responses, stats.unmatched) == (900, 0)

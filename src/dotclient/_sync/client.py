@@ -256,17 +256,23 @@ class Connection:
         return qid
 
     def _leave(self, qid: int) -> None:
-        """Forget ``qid`` (answered, failed or given up) and, if nobody is reading now,
-        wake a waiter to read for the others."""
+        """Forget ``qid`` (failed or given up) and, if nobody is reading now, wake a
+        waiter to read for the others."""
         with self._mutex:
-            self._waiters.pop(qid, None)
-            self._sent_at.pop(qid, None)
-            self._behind.discard(qid)
-            self.protocol.abandon(qid)
-            if not self._reading:
-                for event in self._waiters.values():
-                    event.set()
-                    break
+            self._forget(qid)
+
+    def _forget(self, qid: int) -> None:
+        """:meth:`_leave` under the mutex. A query whose outcome :meth:`DoTProtocol.result`
+        gave must be forgotten in the same hold of the mutex: that freed its ID, and
+        another thread may send a new query under it as soon as the mutex is free."""
+        self._waiters.pop(qid, None)
+        self._sent_at.pop(qid, None)
+        self._behind.discard(qid)
+        self.protocol.abandon(qid)
+        if not self._reading:
+            for event in self._waiters.values():
+                event.set()
+                break
 
     def _stall_deadline(self) -> float | None:
         """When silence means the server dropped the queries pipelined behind an
@@ -281,11 +287,19 @@ class Connection:
     def _wait(self, qid: int, deadline: float, stall: bool) -> dns.message.Message | bytes:
         protocol = self.protocol
         event = self._waiters[qid]
+        done = False
         try:
             while True:
                 with self._mutex:
-                    answer = protocol.result(qid)
+                    try:
+                        answer = protocol.result(qid)
+                    except DoTError:  # the query's own error, its ID freed
+                        done = True
+                        self._forget(qid)
+                        raise
                     if answer is not None:
+                        done = True
+                        self._forget(qid)
                         return answer
                     if self._broken is not None:
                         raise self._broken
@@ -344,7 +358,8 @@ class Connection:
                             self._behind.discard(other)
                             self.pipelined_answers += 1
         finally:
-            self._leave(qid)
+            if not done:
+                self._leave(qid)
 
     def _note_close(self) -> None:
         """The server closed or reset the connection (under the mutex): note whether it
