@@ -10,8 +10,11 @@ are the table in test_hostile.py; the security properties are in test_security.p
 
 from __future__ import annotations
 
+import gc
 import socket
+import struct
 import time
+import warnings
 from typing import Any
 
 import dns.message
@@ -214,3 +217,31 @@ def test_a_server_closing_in_a_reconnect_handshake_is_retried(
             client.close_connections()  # stands in for the server closing it
             assert client.resolve("b.test").addresses() == ["192.0.2.53"]
     assert server.connections == 3
+
+
+def test_a_connection_reset_before_the_handshake_leaks_no_socket(
+    monkeypatch: pytest.MonkeyPatch, ca_file: str
+) -> None:
+    # A server killed with our connection in its accept queue resets it: the ssl
+    # module's wrap_socket then raises without closing the SSLSocket it made.
+    from dotclient._backends import _sync
+
+    connect_tcp = _sync._connect_tcp
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def connect_then_reset(server: Any, deadline: float) -> socket.socket:
+            sock = connect_tcp(server, deadline)
+            peer, _ = listener.accept()
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()  # a reset
+            time.sleep(0.05)
+            return sock
+
+        monkeypatch.setattr(_sync, "_connect_tcp", connect_then_reset)
+        spec = f"127.0.0.1:{listener.getsockname()[1]}#dot.test"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            with pytest.raises(dotclient.ConnectError):
+                dotclient.resolve("a.test", server=spec, ca_file=ca_file, timeout=1)
+            gc.collect()
+    assert [str(w.message) for w in caught] == []

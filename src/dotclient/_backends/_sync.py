@@ -196,6 +196,27 @@ def _connect_tcp(server: Server, deadline: float) -> socket.socket:
     raise Timeout(f"timed out connecting to {server}", server=server)
 
 
+def _close_orphaned_ssl_socket(exc: BaseException) -> None:
+    """Close the SSLSocket a failed ``wrap_socket`` made and did not close.
+
+    CPython's ``SSLSocket._create`` takes over the socket's descriptor, then, for a
+    socket whose connection was already reset (a server killed with the connection in
+    its accept queue), re-raises the ``recv`` error without closing itself: a leaked
+    descriptor and a ResourceWarning. The object is still in the traceback's frames.
+    """
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        tb = error.__traceback__
+        while tb is not None:
+            orphan = tb.tb_frame.f_locals.get("self")
+            if isinstance(orphan, ssl.SSLSocket):
+                orphan.close()
+            tb = tb.tb_next
+        error = error.__cause__ or error.__context__
+
+
 def open_tls_stream(
     server: Server,
     context: ssl.SSLContext,
@@ -221,7 +242,8 @@ def open_tls_stream(
                 do_handshake_on_connect=False,
                 session=session,
             )
-    except BaseException:
+    except BaseException as exc:
+        _close_orphaned_ssl_socket(exc)
         sock.close()
         raise
     try:
