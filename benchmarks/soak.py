@@ -3,6 +3,7 @@
 
     python benchmarks/soak.py [--queries 100000] [--concurrency 200] [--threads N]
                               [--restarts 5] [--how alternate|kill|graceful]
+                              [--servers 1] [--strategy failover|round_robin]
                               [--timeout 5] [--grace 2] [--seed S] [--max-seconds 900]
                               [--json FILE]
 
@@ -13,6 +14,11 @@ with its default options: an ``AsyncClient`` shared by ``--concurrency`` tasks, 
 stopped ``--restarts`` times, evenly spread over the queries, and started again on the
 same port after a random downtime of 0.2 to 1.5 s: killed with SIGKILL (a crash),
 stopped with SIGTERM (graceful), or alternately (the default, a kill first).
+
+With ``--servers N`` it starts N such servers (the same zone and CA, ports of their
+own) and gives the one client all of them (``servers=[...]``, ``--strategy``); the
+restarts go round them, restart k stopping server k % N, so with N >= 2 one server is
+always up and no query should fail.
 
 Each query's answer is checked against the zone (rcode, question, every answer RRset)
 and its outcome is one of:
@@ -25,10 +31,12 @@ and its outcome is one of:
              separate from dotclient's Timeout (must be 0)
   lost       started but never finished, with no outcome at all (must be 0)
 
-It also reports the client's stats, each restart (when, how, queries in flight) and
-whether file descriptors, tasks, threads or unclosed objects (ResourceWarning) leaked.
-The exit status is 0 only when wrong, other, hung and lost are all 0, nothing leaked
-and every query ran within --max-seconds. Loopback only.
+It also reports the client's stats (with several servers: failovers, and each
+server's responses and failures), each restart (which server, when, how, queries in
+flight) and whether file descriptors, tasks, threads or unclosed objects
+(ResourceWarning) leaked. The exit status is 0 only when wrong, other, hung and lost
+are all 0 (with several servers, failed too), nothing leaked and every query ran
+within --max-seconds. Loopback only.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import dataclasses
 import gc
 import json
@@ -295,33 +304,54 @@ class Tally:
 
 @dataclasses.dataclass
 class Restart:
-    """One planned stop of the server, and what happened."""
+    """One planned stop of a server, and what happened."""
 
     after: int  # queries finished before it
     how: str  # "kill" or "graceful"
     downtime: float  # seconds between the stop and the start
+    server: int = 0  # which server (index into the client's servers)
     at: float = 0.0  # seconds since the soak started, at the stop
     running: int = 0  # queries in flight in the callers at the stop
     client_in_flight: int = 0  # the client's stats.in_flight at the stop
     back_after: float = 0.0  # seconds from the stop until the server answered again
     start_tries: int = 0
     done: bool = False
+    # How the client saw that server once it was back (its ServerState): failures in a
+    # row and the last one's error, before any query reached it again.
+    failures_seen: int = 0
+    error_seen: str | None = None
+
+    def stopping(self, tally: Tally, stats: dotclient.ClientStats) -> None:
+        """Note the moment of the stop: the time, and the queries in flight."""
+        self.at = time.monotonic() - tally.started
+        self.running = tally.running
+        self.client_in_flight = stats.in_flight
+
+    def back(self, stats: dotclient.ClientStats) -> None:
+        """Note what the client made of the server's downtime."""
+        state = stats.servers[self.server]
+        self.failures_seen = state.failures
+        self.error_seen = None if state.last_error is None else repr(state.last_error)
 
 
-def plan_restarts(queries: int, count: int, how: str, rng: random.Random) -> list[Restart]:
+def plan_restarts(
+    queries: int, count: int, how: str, servers: int, rng: random.Random
+) -> list[Restart]:
     plan = []
     for k in range(count):
         kind = how if how != "alternate" else ("kill" if k % 2 == 0 else "graceful")
         after = (k + 1) * queries // (count + 1)
-        plan.append(Restart(after, kind, round(rng.uniform(*DOWNTIME), 2)))
+        plan.append(Restart(after, kind, round(rng.uniform(*DOWNTIME), 2), k % servers))
     return plan
 
 
-def bounce(server: UnboundServer, restart: Restart) -> None:
-    """Stop the server as planned, wait out the downtime, start it on the same port.
+def bounce(servers: list[UnboundServer], restart: Restart) -> None:
+    """Stop the planned server as planned, wait out the downtime, start it on the same
+    port.
 
     Blocking: runs in a thread of its own, so the queries go on meanwhile.
     """
+    server = servers[restart.server]
     stopped = time.monotonic()
     if restart.how == "kill":
         server.kill()
@@ -357,9 +387,8 @@ class Run:
 
 
 async def soak_async(
-    spec: str,
-    ca_file: str,
-    server: UnboundServer,
+    options: dict[str, Any],
+    servers: list[UnboundServer],
     plan: list[Restart],
     tally: Tally,
     args: argparse.Namespace,
@@ -415,17 +444,16 @@ async def soak_async(
                 await asyncio.sleep(0.005)
             if stopping:
                 return
-            restart.at = time.monotonic() - tally.started
-            restart.running = tally.running
-            restart.client_in_flight = client.stats.in_flight
+            restart.stopping(tally, client.stats)
             try:
-                await asyncio.to_thread(bounce, server, restart)
+                await asyncio.to_thread(bounce, servers, restart)
             except RuntimeError as exc:
                 run.restart_error = str(exc)
                 stopping = True
                 return
+            restart.back(client.stats)
 
-    client = dotclient.AsyncClient(spec, ca_file=ca_file, timeout=args.timeout)
+    client = dotclient.AsyncClient(**options)
     try:
         tasks = [asyncio.create_task(worker()) for _ in range(args.concurrency)]
         bouncer = asyncio.create_task(restarter())
@@ -460,9 +488,8 @@ async def soak_async(
 
 
 def soak_threads(
-    spec: str,
-    ca_file: str,
-    server: UnboundServer,
+    options: dict[str, Any],
+    servers: list[UnboundServer],
     plan: list[Restart],
     tally: Tally,
     args: argparse.Namespace,
@@ -479,7 +506,7 @@ def soak_threads(
     limit = args.timeout + args.grace
     # What each thread is doing: (query index, when it started), or None.
     slots: list[tuple[int, float] | None] = [None] * args.threads
-    client = dotclient.Client(spec, ca_file=ca_file, timeout=args.timeout)
+    client = dotclient.Client(**options)
 
     def worker(slot: int) -> None:
         while not stopping.is_set():
@@ -505,15 +532,14 @@ def soak_threads(
                 time.sleep(0.005)
             if stopping.is_set():
                 return
-            restart.at = time.monotonic() - tally.started
-            restart.running = tally.running
-            restart.client_in_flight = client.stats.in_flight
+            restart.stopping(tally, client.stats)
             try:
-                bounce(server, restart)
+                bounce(servers, restart)
             except RuntimeError as exc:
                 run.restart_error = str(exc)
                 stopping.set()
                 return
+            restart.back(client.stats)
 
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"soak-{i}", daemon=True)
@@ -578,7 +604,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     """Run the soak as ``args`` say; return the report (printed by main)."""
     rng = random.Random(args.seed)
     probes = make_probes(args.queries, args.seed)
-    plan = plan_restarts(args.queries, args.restarts, args.how, rng)
+    plan = plan_restarts(args.queries, args.restarts, args.how, args.servers, rng)
     gc.collect()
     fds_before, threads_before = open_fds(), threads_now()
     warned: list[str] = []
@@ -586,21 +612,23 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         warnings.simplefilter("always", ResourceWarning)
         ca = TestCA()
         cert = ca.issue("dot.test", "127.0.0.1")
-        with tempfile.TemporaryDirectory() as tmp:
-            ca_file = ca.write_ca_file(f"{tmp}/ca.pem")
-            server = UnboundServer(cert, zone=ZONE)
-            server.start()
-            try:
-                spec = f"127.0.0.1:{server.port}#dot.test"
-                tally = Tally(probes, time.monotonic())
-                if args.threads:
-                    run = soak_threads(spec, ca_file, server, plan, tally, args)
-                else:
-                    run = asyncio.run(soak_async(spec, ca_file, server, plan, tally, args))
-                wall = time.monotonic() - tally.started
-            finally:
-                server.stop()
-        del server
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            servers = [
+                stack.enter_context(UnboundServer(cert, zone=ZONE)) for _ in range(args.servers)
+            ]
+            options: dict[str, Any] = {
+                "servers": [f"127.0.0.1:{server.port}#dot.test" for server in servers],
+                "strategy": args.strategy,
+                "ca_file": ca.write_ca_file(f"{tmp}/ca.pem"),
+                "timeout": args.timeout,
+            }
+            tally = Tally(probes, time.monotonic())
+            if args.threads:
+                run = soak_threads(options, servers, plan, tally, args)
+            else:
+                run = asyncio.run(soak_async(options, servers, plan, tally, args))
+            wall = time.monotonic() - tally.started
+        del servers, stack
         gc.collect()
         warned = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     fds_after, threads_after = open_fds(), threads_now()
@@ -646,7 +674,21 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         "qps": started / wall if wall > 0 else 0.0,
         "slowest": tally.slowest,
         "restarts": [dataclasses.asdict(r) for r in plan],
-        "stats": dataclasses.asdict(stats),
+        "stats": {
+            field.name: getattr(stats, field.name)
+            for field in dataclasses.fields(stats)
+            if field.name != "servers"
+        },
+        # Each server as the client saw it at the end (last_error: while failures > 0).
+        "servers": [
+            {
+                "server": str(state.server),
+                "responses": state.responses,
+                "failures": state.failures,
+                "last_error": None if state.last_error is None else repr(state.last_error),
+            }
+            for state in stats.servers
+        ],
         "responses_match": stats.responses
         == counts["answered"] + counts["wrong"] + tally.late.count("answered"),
         "leaks": leaks,
@@ -661,6 +703,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
         problems.append(f"{sum(tally.other.values())} other exceptions")
     if not report["responses_match"]:
         problems.append("stats.responses does not match the responses received")
+    if args.servers > 1 and tally.failed:  # one server was always up
+        problems.append(f"{sum(tally.failed.values())} failed")
     if run.restart_error or sum(r.done for r in plan) < len(plan):
         problems.append(f"{sum(r.done for r in plan)} of {len(plan)} restarts done")
     for kind, found in leaks.items():
@@ -672,10 +716,16 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
+    several = args.servers > 1
+    server = (
+        f"servers: {args.servers} x unbound on 127.0.0.1 (1 thread each), {args.strategy}"
+        if several
+        else "server: unbound on 127.0.0.1 (1 thread)"
+    )
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M')}  {platform.machine()}, {os.cpu_count()} CPUs  "
         f"Python {platform.python_version()}  dotclient {dotclient.__version__}  "
-        f"dnspython {dns.version.version}  server: unbound on 127.0.0.1 (1 thread)"
+        f"dnspython {dns.version.version}  {server}"
     )
     client = "blocking Client" if args.threads else "AsyncClient"
     print(
@@ -689,11 +739,15 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
             print(f"  {k}. {r['how']:8} not done")
             continue
         print(
-            f"  {k}. {r['how']:8} at {r['at']:6.2f} s after {r['after']:>6} finished, "
+            f"  {k}. {r['how']:8} "
+            + (f"server {r['server']} " if several else "")
+            + f"at {r['at']:6.2f} s after {r['after']:>6} finished, "
             f"in flight {r['running']:>3} / {r['client_in_flight']:>3}, "
             f"down {r['downtime']:.2f} s, serving again after {r['back_after']:.2f} s"
             + (f" ({r['start_tries']} starts)" if r["start_tries"] > 1 else "")
         )
+        if several:
+            print(f"     back: failures {r['failures_seen']}, last error {r['error_seen']}")
     print("\noutcomes")
     print(f"  answered   {report['answered']:>7}")
     failed = report["failed"]
@@ -737,6 +791,13 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         "pipelining",
     )
     print("client.stats: " + ", ".join(f"{k} {stats[k]}" for k in shown))
+    if several:
+        print(f"servers (at the end), failovers {stats['failovers']}:")
+        for k, state in enumerate(report["servers"]):
+            print(
+                f"  {k}. {state['server']}: responses {state['responses']}, "
+                f"failures {state['failures']}, last error {state['last_error']}"
+            )
     leaks = report["leaks"]
     print(
         "leaks: "
@@ -774,12 +835,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-seconds", type=float, default=900.0, help="give up and report after this"
     )
+    parser.add_argument(
+        "--servers", type=int, default=1, help="servers for the one client; restarts go round"
+    )
+    parser.add_argument(
+        "--strategy",
+        choices=("failover", "round_robin"),
+        default="failover",
+        help="the client's strategy with several servers",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = random.randrange(1_000_000)
-    if args.queries < 1 or args.concurrency < 1 or args.threads < 0 or args.restarts < 0:
-        parser.error("--queries and --concurrency must be positive, the others not negative")
+    if (
+        min(args.queries, args.concurrency, args.servers) < 1
+        or min(args.threads, args.restarts) < 0
+    ):
+        parser.error(
+            "--queries, --concurrency and --servers must be positive, the others not negative"
+        )
     return args
 
 

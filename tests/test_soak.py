@@ -38,33 +38,52 @@ def run_soak(tmp_path: Path, *args: str) -> dict[str, Any]:
     return report
 
 
-@pytest.mark.unbound
-@pytest.mark.usefixtures("unbound")  # skip (or fail in CI) without unbound; starts its own
-@pytest.mark.parametrize(
+# Each run: 3,000 queries, a kill and then a graceful stop, from 200 tasks or 32 threads.
+SHORT = ("--queries", "3000", "--restarts", "2", "--how", "alternate", "--seed", "7858")
+MODES = pytest.mark.parametrize(
     "mode",
     [
         pytest.param(["--concurrency", "200"], id="async"),
         pytest.param(["--threads", "32"], id="threads"),
     ],
 )
-def test_soak_with_a_kill_and_a_restart(tmp_path: Path, mode: list[str]) -> None:
-    queries = 3000
-    report = run_soak(
-        tmp_path,
-        *mode,
-        *("--queries", str(queries), "--restarts", "2", "--how", "alternate"),
-        *("--seed", "7858", "--max-seconds", "60"),
-    )
+
+
+def assert_sound(report: dict[str, Any]) -> None:
+    """Nothing wrong, hung, lost, left unrun or leaked; every restart done, and queries
+    were in flight at each one."""
     restarts = report["restarts"]
     assert [(r["how"], r["done"]) for r in restarts] == [("kill", True), ("graceful", True)]
-    # Queries were in flight when the server went away.
     assert all(r["running"] > 0 for r in restarts)
     assert report["wrong"] == report["hung"] == report["lost"] == report["not_run"] == 0
     assert report["other"] == {}
     assert all(not found for found in report["leaks"].values()), report["leaks"]
-    failed = report["failed"]
+    assert report["answered"] == report["queries"] - sum(report["failed"].values())
+    assert report["ok"] is True
+
+
+@pytest.mark.unbound
+@pytest.mark.usefixtures("unbound")  # skip (or fail in CI) without unbound; starts its own
+@MODES
+def test_soak_with_a_kill_and_a_restart(tmp_path: Path, mode: list[str]) -> None:
+    report = run_soak(tmp_path, *mode, *SHORT, "--max-seconds", "60")
+    assert_sound(report)
     # A failure must be a clear error, and few: with a 5 s timeout and downtimes under
     # 1.5 s the client should ride out each restart (resends, reconnect back-off).
-    assert sum(failed.values()) <= queries // 100, report["failed_examples"]
-    assert report["answered"] == queries - sum(failed.values())
-    assert report["ok"] is True
+    assert sum(report["failed"].values()) <= report["queries"] // 100, report["failed_examples"]
+
+
+@pytest.mark.unbound
+@pytest.mark.usefixtures("unbound")
+@MODES
+def test_soak_with_two_servers_fails_over(tmp_path: Path, mode: list[str]) -> None:
+    """Server 0 is killed, later server 1 stopped: one is always up, so no query fails."""
+    report = run_soak(tmp_path, *mode, *SHORT, "--servers", "2", "--max-seconds", "60")
+    assert_sound(report)
+    assert [r["server"] for r in report["restarts"]] == [0, 1]
+    assert report["failed"] == {}, report["failed_examples"]
+    assert report["stats"]["failovers"] > 0
+    # Both served: server 0 before its kill, server 1 at least while 0 was down.
+    responses = [server["responses"] for server in report["servers"]]
+    assert len(responses) == 2 and all(responses), responses
+    assert sum(responses) == report["queries"]
