@@ -15,11 +15,14 @@ a query still tries it when every other server has failed too.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 
 from ._exceptions import DoTError
 from ._server import Server
 
 __all__ = ["STRATEGIES", "Rotation", "ServerState"]
+
+_ONLY = (0,)
 
 #: The ways a client with several servers spreads its queries.
 STRATEGIES = ("failover", "round_robin")
@@ -66,11 +69,11 @@ class Rotation:
         self.until = [0.0] * count
         self.errors: list[DoTError | None] = [None] * count
 
-    def order(self, now: float) -> list[int]:
+    def order(self, now: float) -> Sequence[int]:
         """Server indices in the order a query started ``now`` tries them: those not
         backed off first (by strategy), then the backed-off ones, soonest back first."""
         if self.count == 1:
-            return [0]
+            return _ONLY
         start = 0
         if self.strategy == "round_robin":
             start = self._next
