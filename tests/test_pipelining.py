@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import queue
 import socket
 import ssl
 import sys
@@ -120,15 +121,22 @@ def test_pool_grows_to_max_connections_when_full(
     mode: str, server_cert: IssuedCert, ca_file: str
 ) -> None:
     def slow(conn: FakeConnection) -> None:
-        writing = threading.Lock()  # one thread at a time in the server's SSL object
+        # Each answer 0.3 s after its query, in order: answers overtaking each other on a
+        # loaded CI machine looked like a stall and retired a connection (a 4th opened).
+        due: queue.Queue[tuple[float, dns.message.Message] | None] = queue.Queue()
 
-        def later(query: dns.message.Message) -> None:
-            time.sleep(0.3)
-            with writing, contextlib.suppress(OSError):
-                conn.send_message(reply(query))
+        def answer_in_order() -> None:
+            while (item := due.get()) is not None:
+                time.sleep(max(item[0] - time.monotonic(), 0))
+                with contextlib.suppress(OSError):
+                    conn.send_message(reply(item[1]))
 
+        responder = threading.Thread(target=answer_in_order, daemon=True)
+        responder.start()
         while (query := conn.read_query()) is not None:
-            threading.Thread(target=later, args=(query,), daemon=True).start()
+            due.put((time.monotonic() + 0.3, query))
+        due.put(None)
+        responder.join(5)
 
     with FakeServer(server_cert, slow) as server:
         with open_client(
