@@ -15,6 +15,12 @@ stopped ``--restarts`` times, evenly spread over the queries, and started again 
 same port after a random downtime of 0.2 to 1.5 s: killed with SIGKILL (a crash),
 stopped with SIGTERM (graceful), or alternately (the default, a kill first).
 
+The schedule follows progress, not the clock: restart k is due when k+1 shares of the
+queries have finished (and, after the first, a further half share since the previous
+server came back), and the callers keep taking queries, past ``--queries`` if need be
+(the names come round again), until every restart is done. So a restart always
+happens with queries in flight, and a fast machine does the same work as a slow one.
+
 With ``--servers N`` it starts N such servers (the same zone and CA, ports of their
 own) and gives the one client all of them (``servers=[...]``, ``--strategy``); the
 restarts go round them, restart k stopping server k % N, so with N >= 2 one server is
@@ -219,8 +225,9 @@ class Tally:
         self.probes = probes
         self.started = started
         self.lock = threading.Lock()
-        self.outcome: list[str | None] = [None] * len(probes)
-        self.begun = [False] * len(probes)
+        # By query index; the run may go past len(probes) (see Schedule).
+        self.outcome: dict[int, str] = {}
+        self.begun: set[int] = set()
         self.running = 0  # queries started and not finished: in flight, as callers see it
         self.done = 0
         self.failed: collections.Counter[str] = collections.Counter()
@@ -234,9 +241,13 @@ class Tally:
         self.lost_note: list[str] = []
         self.slowest = 0.0
 
+    def probe(self, index: int) -> Probe:
+        """The query of index ``index``: past the planned count, the names come round."""
+        return self.probes[index % len(self.probes)]
+
     def begin(self, index: int) -> float:
         with self.lock:
-            self.begun[index] = True
+            self.begun.add(index)
             self.running += 1
         return time.monotonic()
 
@@ -244,7 +255,7 @@ class Tally:
         self, index: int, since: float, response: object, exc: BaseException | None
     ) -> None:
         """Record the outcome of query ``index``: ``response`` or ``exc``."""
-        probe = self.probes[index]
+        probe = self.probe(index)
         took = time.monotonic() - since
         if exc is None:
             assert isinstance(response, dotclient.Response)
@@ -258,7 +269,7 @@ class Tally:
             self.running -= 1
             self.done += 1
             self.slowest = max(self.slowest, took)
-            if self.outcome[index] == "hung":  # the watchdog gave up on it already
+            if self.outcome.get(index) == "hung":  # the watchdog gave up on it already
                 self.late.append(f"{kind} after {took:.1f} s: {exc!r}" if exc else kind)
                 return
             self.outcome[index] = kind
@@ -279,9 +290,9 @@ class Tally:
 
     def give_up(self, index: int, since: float, why: str) -> None:
         """The watchdog: query ``index`` has not finished in time (counted as hung)."""
-        probe = self.probes[index]
+        probe = self.probe(index)
         with self.lock:
-            if self.outcome[index] is not None:
+            if index in self.outcome:
                 return
             self.outcome[index] = "hung"
             self.hung.append(
@@ -294,9 +305,12 @@ class Tally:
             self.running -= 1
             self.done += 1
 
-    def counts(self) -> collections.Counter[str | None]:
+    def counts(self) -> collections.Counter[str]:
+        """Outcomes by kind; "lost" for queries begun that have none."""
         with self.lock:
-            return collections.Counter(self.outcome)
+            counts = collections.Counter(self.outcome.values())
+            counts["lost"] = len(self.begun - self.outcome.keys())
+            return counts
 
 
 # -- the restarts ---------------------------------------------------------------------
@@ -306,16 +320,18 @@ class Tally:
 class Restart:
     """One planned stop of a server, and what happened."""
 
-    after: int  # queries finished before it
+    after: int  # queries finished before it is due (see Schedule.due)
     how: str  # "kill" or "graceful"
     downtime: float  # seconds between the stop and the start
     server: int = 0  # which server (index into the client's servers)
     at: float = 0.0  # seconds since the soak started, at the stop
+    finished: int = 0  # queries finished at the stop
     running: int = 0  # queries in flight in the callers at the stop
     client_in_flight: int = 0  # the client's stats.in_flight at the stop
     back_after: float = 0.0  # seconds from the stop until the server answered again
     start_tries: int = 0
     done: bool = False
+    done_when_back: int = 0  # queries finished when the server was serving again
     # How the client saw that server once it was back (its ServerState): failures in a
     # row and the last one's error, before any query reached it again.
     failures_seen: int = 0
@@ -324,11 +340,13 @@ class Restart:
     def stopping(self, tally: Tally, stats: dotclient.ClientStats) -> None:
         """Note the moment of the stop: the time, and the queries in flight."""
         self.at = time.monotonic() - tally.started
+        self.finished = tally.done
         self.running = tally.running
         self.client_in_flight = stats.in_flight
 
-    def back(self, stats: dotclient.ClientStats) -> None:
+    def back(self, tally: Tally, stats: dotclient.ClientStats) -> None:
         """Note what the client made of the server's downtime."""
+        self.done_when_back = tally.done
         state = stats.servers[self.server]
         self.failures_seen = state.failures
         self.error_seen = None if state.last_error is None else repr(state.last_error)
@@ -343,6 +361,47 @@ def plan_restarts(
         after = (k + 1) * queries // (count + 1)
         plan.append(Restart(after, kind, round(rng.uniform(*DOWNTIME), 2), k % servers))
     return plan
+
+
+class Schedule:
+    """Which query runs next, and when each restart is due: by counts, never the clock.
+
+    Restart k stops its server once ``after`` queries have finished, and, from the
+    second on, once ``gap`` more have finished since the previous restart's server was
+    back. The callers keep taking queries until at least ``queries`` have run *and*
+    every restart is done (past the planned count the names come round again), so a
+    restart always happens with queries in flight, and a machine five times faster or
+    slower does the same work: it only takes another time. Shared by the tasks or
+    threads; ``take`` and ``due`` are called under no lock of the caller's.
+    """
+
+    def __init__(self, queries: int, plan: list[Restart]) -> None:
+        self.queries = queries
+        self.plan = plan
+        self.gap = max(1, queries // (2 * (len(plan) + 1)))
+        self.lock = threading.Lock()
+        self.taken = 0
+        self.stopped = False  # the time bound passed, or a restart failed
+
+    def take(self) -> int | None:
+        """The index of the next query to run, or None: the run is over."""
+        with self.lock:
+            if self.stopped or (self.taken >= self.queries and all(r.done for r in self.plan)):
+                return None
+            self.taken += 1
+            return self.taken - 1
+
+    def due(self, k: int, done: int) -> bool:
+        """Whether restart ``k`` may stop its server, ``done`` queries having finished."""
+        restart = self.plan[k]
+        if done < restart.after:
+            return False
+        return k == 0 or done >= self.plan[k - 1].done_when_back + self.gap
+
+    def stop(self) -> None:
+        """No more queries: the time bound passed or the restarts cannot go on."""
+        with self.lock:
+            self.stopped = True
 
 
 def bounce(servers: list[UnboundServer], restart: Restart) -> None:
@@ -391,13 +450,12 @@ async def soak_async(
     servers: list[UnboundServer],
     plan: list[Restart],
     tally: Tally,
+    schedule: Schedule,
     args: argparse.Namespace,
 ) -> Run:
     """``args.concurrency`` tasks share one AsyncClient; each runs queries in turn."""
     run = Run()
     loop = asyncio.get_running_loop()
-    todo = iter(range(len(tally.probes)))
-    stopping = False
     limit = args.timeout + args.grace
 
     async def worker() -> None:
@@ -409,11 +467,8 @@ async def soak_async(
             tally.give_up(index, since, "no outcome")
             task.cancel()
 
-        while not stopping:
-            index = next(todo, None)
-            if index is None:
-                return
-            probe = tally.probes[index]
+        while (index := schedule.take()) is not None:
+            probe = tally.probe(index)
             since = tally.begin(index)
             expired: list[bool] = []  # set by the watchdog
             watchdog = loop.call_later(limit, expire, index, since, expired)
@@ -438,20 +493,19 @@ async def soak_async(
                     task.uncancel()  # the watchdog's cancellation is dealt with
 
     async def restarter() -> None:
-        nonlocal stopping
-        for restart in plan:
-            while tally.done < restart.after and not stopping:
+        for k, restart in enumerate(plan):
+            while not schedule.due(k, tally.done) and not schedule.stopped:
                 await asyncio.sleep(0.005)
-            if stopping:
+            if schedule.stopped:
                 return
             restart.stopping(tally, client.stats)
             try:
                 await asyncio.to_thread(bounce, servers, restart)
             except RuntimeError as exc:
                 run.restart_error = str(exc)
-                stopping = True
+                schedule.stop()
                 return
-            restart.back(client.stats)
+            restart.back(tally, client.stats)
 
     client = dotclient.AsyncClient(**options)
     try:
@@ -460,14 +514,15 @@ async def soak_async(
         left = tally.started + args.max_seconds - time.monotonic()
         _, pending = await asyncio.wait(tasks, timeout=max(left, 0))
         if pending:
-            run.timed_out = stopping = True
+            run.timed_out = True
+            schedule.stop()
             for task in pending:
                 task.cancel()
             await asyncio.wait(pending, timeout=CLEANUP)
         for task in tasks:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 tally.lost_note.append(f"a worker task died: {task.exception()!r}")
-        stopping = True
+        schedule.stop()
         await asyncio.wait([bouncer], timeout=CLEANUP + DOWNTIME[1] + 10 * START_TRIES)
         if not bouncer.done():
             bouncer.cancel()
@@ -492,6 +547,7 @@ def soak_threads(
     servers: list[UnboundServer],
     plan: list[Restart],
     tally: Tally,
+    schedule: Schedule,
     args: argparse.Namespace,
 ) -> Run:
     """``args.threads`` threads share one blocking Client; each runs queries in turn.
@@ -500,21 +556,14 @@ def soak_threads(
     runs past the limit, and what it did in the end is reported as late.
     """
     run = Run()
-    todo = iter(range(len(tally.probes)))
-    take = threading.Lock()
-    stopping = threading.Event()
     limit = args.timeout + args.grace
     # What each thread is doing: (query index, when it started), or None.
     slots: list[tuple[int, float] | None] = [None] * args.threads
     client = dotclient.Client(**options)
 
     def worker(slot: int) -> None:
-        while not stopping.is_set():
-            with take:
-                index = next(todo, None)
-            if index is None:
-                return
-            probe = tally.probes[index]
+        while (index := schedule.take()) is not None:
+            probe = tally.probe(index)
             since = tally.begin(index)
             slots[slot] = (index, since)
             try:
@@ -527,19 +576,19 @@ def soak_threads(
                 slots[slot] = None
 
     def restarter() -> None:
-        for restart in plan:
-            while tally.done < restart.after and not stopping.is_set():
+        for k, restart in enumerate(plan):
+            while not schedule.due(k, tally.done) and not schedule.stopped:
                 time.sleep(0.005)
-            if stopping.is_set():
+            if schedule.stopped:
                 return
             restart.stopping(tally, client.stats)
             try:
                 bounce(servers, restart)
             except RuntimeError as exc:
                 run.restart_error = str(exc)
-                stopping.set()
+                schedule.stop()
                 return
-            restart.back(client.stats)
+            restart.back(tally, client.stats)
 
     threads = [
         threading.Thread(target=worker, args=(i,), name=f"soak-{i}", daemon=True)
@@ -558,10 +607,10 @@ def soak_threads(
                     tally.give_up(slot[0], slot[1], "no outcome")
             if now > end:
                 run.timed_out = True
-                stopping.set()
+                schedule.stop()
                 break
             time.sleep(0.05)
-        stopping.set()
+        schedule.stop()
         for thread in threads:
             thread.join(CLEANUP if run.timed_out else 0.1)
         for slot in list(slots):
@@ -623,10 +672,11 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
                 "timeout": args.timeout,
             }
             tally = Tally(probes, time.monotonic())
+            schedule = Schedule(args.queries, plan)
             if args.threads:
-                run = soak_threads(options, servers, plan, tally, args)
+                run = soak_threads(options, servers, plan, tally, schedule, args)
             else:
-                run = asyncio.run(soak_async(options, servers, plan, tally, args))
+                run = asyncio.run(soak_async(options, servers, plan, tally, schedule, args))
             wall = time.monotonic() - tally.started
         del servers, stack
         gc.collect()
@@ -634,10 +684,11 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     fds_after, threads_after = open_fds(), threads_now()
 
     counts = tally.counts()
-    # Queries never started are "not run" (time bound); started with no outcome: lost.
-    started = sum(tally.begun)
-    lost = sum(1 for b, o in zip(tally.begun, tally.outcome, strict=True) if b and o is None)
-    not_run = len(probes) - started
+    # Planned queries never started are "not run" (time bound); started with no outcome:
+    # lost. More than planned may run: the callers go on until every restart is done.
+    started = len(tally.begun)
+    lost = counts["lost"]
+    not_run = max(len(probes) - started, 0)
     stats = run.stats or dotclient.ClientStats()
     after = run.stats_after_close or dotclient.ClientStats()
     leaked_fds = {fd: path for fd, path in fds_after.items() if fd not in fds_before}
@@ -653,7 +704,8 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
     )
     report: dict[str, Any] = {
         "mode": f"{args.threads} threads" if args.threads else f"{args.concurrency} tasks",
-        "queries": len(probes),
+        "planned": len(probes),
+        "queries": started,
         "answered": counts["answered"],
         "failed": dict(tally.failed.most_common()),
         "failed_examples": tally.failed_example,
@@ -729,7 +781,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
     )
     client = "blocking Client" if args.threads else "AsyncClient"
     print(
-        f"# {report['queries']} queries from {report['mode']} sharing one {client} "
+        f"# {report['queries']} queries ({report['planned']} planned) from {report['mode']} "
+        f"sharing one {client} "
         f"(defaults, timeout {args.timeout:g} s; watchdog at {args.timeout + args.grace:g} s), "
         f"seed {args.seed}"
     )
@@ -741,7 +794,7 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
         print(
             f"  {k}. {r['how']:8} "
             + (f"server {r['server']} " if several else "")
-            + f"at {r['at']:6.2f} s after {r['after']:>6} finished, "
+            + f"at {r['at']:6.2f} s after {r['finished']:>6} finished, "
             f"in flight {r['running']:>3} / {r['client_in_flight']:>3}, "
             f"down {r['downtime']:.2f} s, serving again after {r['back_after']:.2f} s"
             + (f" ({r['start_tries']} starts)" if r["start_tries"] > 1 else "")

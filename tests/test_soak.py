@@ -87,3 +87,43 @@ def test_soak_with_two_servers_fails_over(tmp_path: Path, mode: list[str]) -> No
     responses = [server["responses"] for server in report["servers"]]
     assert len(responses) == 2 and all(responses), responses
     assert sum(responses) == report["queries"]
+
+
+def load_soak_module() -> Any:
+    """benchmarks/soak.py as a module, for its pure parts."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("soak", SOAK)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("soak", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_schedule_follows_counts_not_the_clock() -> None:
+    """However fast the queries go, every restart happens with queries to come, and
+    the next one waits for answers after the previous server came back."""
+    soak = load_soak_module()
+    plan = [
+        soak.Restart(after=1000, how="kill", downtime=0.5),
+        soak.Restart(after=2000, how="graceful", downtime=0.5),
+    ]
+    schedule = soak.Schedule(3000, plan)
+    assert schedule.gap == 500
+    assert [schedule.take() for _ in range(3000)] == list(range(3000))
+    # A fast machine: all 3,000 taken before any restart. The run goes on.
+    assert not schedule.due(0, 999) and schedule.due(0, 1000)
+    assert schedule.take() == 3000
+    plan[0].done, plan[0].done_when_back = True, 2900
+    # Restart 1 waits for 500 more answers after restart 0's server was back.
+    assert not schedule.due(1, 3399) and schedule.due(1, 3400)
+    assert schedule.take() == 3001
+    plan[1].done = True
+    assert schedule.take() is None  # planned count reached and every restart done
+    # A slow machine: nothing taken past the plan when the restarts are done early.
+    early = soak.Schedule(10, [])
+    assert [early.take() for _ in range(11)] == [*range(10), None]
+    stopped = soak.Schedule(10, [soak.Restart(after=5, how="kill", downtime=0.2)])
+    stopped.stop()
+    assert stopped.take() is None
