@@ -28,6 +28,7 @@ __all__ = [
     "Owner",
     "addresses",
     "alookup",
+    "gaierror",
     "ip_literal",
     "lookup",
     "rdtypes_for",
@@ -158,6 +159,19 @@ def rdtypes_for(family: int) -> tuple[dns.rdatatype.RdataType, ...]:
     if family == socket.AF_UNSPEC:
         return (dns.rdatatype.A, dns.rdatatype.AAAA)
     raise ValueError(f"address family must be AF_INET, AF_INET6 or AF_UNSPEC, got {family!r}")
+
+
+_EAI = {
+    "nxdomain": socket.EAI_NONAME,
+    "nodata": getattr(socket, "EAI_NODATA", socket.EAI_NONAME),
+    "again": socket.EAI_AGAIN,
+}
+
+
+def gaierror(exc: LookupFailed) -> socket.gaierror:
+    """``exc`` as the ``socket.gaierror`` the system resolver would raise: ``EAI_NONAME``
+    for NXDOMAIN, ``EAI_NODATA`` for no address, ``EAI_AGAIN`` for a failure."""
+    return socket.gaierror(_EAI[exc.kind], str(exc))
 
 
 class LookupFailed(Exception):

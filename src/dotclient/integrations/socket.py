@@ -29,15 +29,9 @@ from typing import Any
 
 from .._server import Server
 from .._sync.client import Client
-from ._common import LookupFailed, Owner, ip_literal, lookup
+from ._common import LookupFailed, Owner, gaierror, ip_literal, lookup
 
 __all__ = ["Patch", "patch"]
-
-_EAI = {
-    "nxdomain": socket.EAI_NONAME,
-    "nodata": getattr(socket, "EAI_NODATA", socket.EAI_NONAME),
-    "again": socket.EAI_AGAIN,
-}
 
 AddrInfo = list[tuple[Any, Any, int, str, Any]]
 
@@ -135,7 +129,7 @@ class Patch:
         try:
             return lookup(self._owner.sync_client(), host, family)
         except LookupFailed as exc:
-            raise socket.gaierror(_EAI[exc.kind], str(exc)) from exc
+            raise gaierror(exc) from exc
 
     def getaddrinfo(
         self,
