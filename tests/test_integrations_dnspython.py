@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import dns.asyncresolver
+import dns.edns
 import dns.exception
+import dns.flags
 import dns.message
 import dns.name
 import dns.nameserver
 import dns.rdatatype
 import dns.resolver
+import dns.tsig
 import pytest
 
 import dotclient
@@ -243,3 +246,63 @@ def test_misuse_is_caught_before_io(spec: str, ca_file: str) -> None:
                 await r.resolve("a.example.test")
 
         asyncio.run(main())
+
+
+def test_queries_other_than_plain_go_out_as_given(
+    mode: str, spec: str, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plain queries take the client's resolve() path; any other (here EDNS with a larger
+    # payload and the DO bit, or the CD flag) is sent as dnspython built it, by query().
+    client: Any
+    if mode == "sync":
+        client = dotclient.Client(spec, ca_file=ca_file)
+    else:
+        client = dotclient.AsyncClient(spec, ca_file=ca_file)
+    calls: list[str] = []
+
+    def spy(name: str) -> Any:
+        call = getattr(client, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            return call(*args, **kwargs)  # for AsyncClient, the coroutine to await
+
+        return wrapper
+
+    monkeypatch.setattr(client, "query", spy("query"))
+    monkeypatch.setattr(client, "resolve", spy("resolve"))
+    r = Driver(mode, client=client, cache=False)
+    try:
+        plain = r.resolve("www.example.test")
+        r.resolver.use_edns(0, dns.flags.DO, 4096)
+        dnssec = r.resolve("www.example.test")
+        r.resolver.use_edns(-1)
+        r.resolver.flags = dns.flags.RD | dns.flags.CD
+        cd = r.resolve("www.example.test")
+    finally:
+        if mode == "sync":
+            client.close()
+        else:
+            r.loop.run_until_complete(client.aclose())
+        r.close()
+    assert calls == ["resolve", "query", "query"]
+    assert texts(plain) == texts(dnssec) == texts(cd) == ["192.0.2.1", "192.0.2.2"]
+
+
+def test_plain_question() -> None:
+    from dotclient.integrations.dnspython import _plain_question
+
+    query = dns.message.make_query("a.example.test", "AAAA")
+    assert _plain_question(query) == (query.question[0].name, dns.rdatatype.AAAA, 1, False)
+    query.use_edns(0, dns.flags.DO, 1232)
+    assert _plain_question(query) == (query.question[0].name, dns.rdatatype.AAAA, 1, True)
+    for change in (
+        lambda q: q.use_edns(0, 0, 4096),
+        lambda q: q.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(65001, b"x")]),
+        lambda q: setattr(q, "flags", dns.flags.RD | dns.flags.CD),
+        lambda q: setattr(q, "flags", 0),
+        lambda q: q.use_tsig(dns.tsig.Key("k.", b"0" * 16)),
+    ):
+        other = dns.message.make_query("a.example.test", "A")
+        change(other)
+        assert _plain_question(other) is None

@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import dns.asyncresolver
 import dns.exception
+import dns.flags
 import dns.message
 import dns.nameserver
+import dns.opcode
 import dns.resolver
 
 from .._async.client import AsyncClient
@@ -41,6 +43,8 @@ from ._common import Owner
 if TYPE_CHECKING:
     from dns._asyncbackend import Backend
 
+_EDNS_PAYLOAD = 1232  # what dotclient's own queries advertise (see Client.resolve)
+
 __all__ = [
     "DoTNameserver",
     "aclose_resolver",
@@ -48,6 +52,40 @@ __all__ = [
     "make_async_resolver",
     "make_resolver",
 ]
+
+
+def _plain_question(request: dns.message.Message) -> tuple[Any, Any, Any, bool] | None:
+    """The question of a query exactly as :meth:`dotclient.Client.resolve` would send it
+    (RD only, no EDNS or plain EDNS(0) with at most the DO bit, no TSIG), else None.
+
+    Such queries go out through ``resolve()``, whose pre-rendered query templates cost
+    far less than rendering the message (with padding) each time; the bytes on the
+    wire are what ``query()`` would send, since padding adds the same EDNS(0).
+    """
+    if (
+        len(request.question) != 1
+        or request.flags != dns.flags.RD
+        or request.opcode() != dns.opcode.QUERY
+        or request.keyring is not None
+        or request.tsig is not None
+    ):
+        return None
+    if request.edns >= 0 and (
+        request.edns != 0
+        or request.payload != _EDNS_PAYLOAD
+        or request.options
+        or request.ednsflags & ~dns.flags.DO
+    ):
+        return None
+    question = request.question[0]
+    dnssec = request.edns >= 0 and bool(request.ednsflags & dns.flags.DO)
+    return question.name, question.rdtype, question.rdclass, dnssec
+
+
+def _answer_to(request: dns.message.Message, response: dns.message.Message) -> dns.message.Message:
+    """The response with the request's ID, as ``Client.query()`` gives it back."""
+    response.id = request.id
+    return response
 
 
 def _for_dnspython(exc: DoTError, timeout: float) -> Exception:
@@ -144,11 +182,15 @@ class DoTNameserver(dns.nameserver.Nameserver):
             client = self._owner.sync_client()
         except TypeError as exc:  # the wrong kind of client= (the resolver drops us)
             raise NotImplementedError(str(exc)) from exc
+        plain = _plain_question(request)
         try:
-            response = client.query(request, timeout=timeout)
+            if plain is None:
+                return client.query(request, timeout=timeout).message
+            name, rdtype, rdclass, dnssec = plain
+            response = client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return response.message
+        return _answer_to(request, response.message)
 
     async def async_query(
         self,
@@ -171,11 +213,15 @@ class DoTNameserver(dns.nameserver.Nameserver):
             client = self._owner.async_client()
         except TypeError as exc:  # the wrong kind of client= (the resolver drops us)
             raise NotImplementedError(str(exc)) from exc
+        plain = _plain_question(request)
         try:
-            response = await client.query(request, timeout=timeout)
+            if plain is None:
+                return (await client.query(request, timeout=timeout)).message
+            name, rdtype, rdclass, dnssec = plain
+            response = await client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return response.message
+        return _answer_to(request, response.message)
 
     def close(self) -> None:
         """Close the blocking client this nameserver made (not one given as
