@@ -223,6 +223,8 @@ def test_nameserver_interface(spec: str, ca_file: str) -> None:
         assert query.is_response(response)
         with pytest.raises(NotImplementedError, match="source"):
             ns.query(query, timeout=5.0, source="127.0.0.1", source_port=0, max_size=True)
+    # Closed, it still describes itself (dnspython's error messages use str()).
+    assert str(ns) == f"DoT:{spec}" and "owned client" in repr(ns)
 
 
 def test_misuse_is_caught_before_io(spec: str, ca_file: str) -> None:

@@ -56,6 +56,7 @@ class Owner:
 
     ``kinds`` are the client classes the adapter can use. The options are checked at
     once, by building a client configuration, so misuse fails before any I/O.
+    ``servers`` are the DoT servers the clients talk to.
     """
 
     def __init__(
@@ -78,21 +79,18 @@ class Owner:
             else:
                 self._async = client
             self._args: tuple[Any, dict[str, Any]] = (None, {})
+            self.servers: tuple[Server, ...] = client.servers
         else:
             if servers is not None:
                 servers = list(servers)
             self._args = (server, {"servers": servers, **options})
             # Build (and discard) a client: bad specs and options raise here, before I/O.
             # Neither client opens anything until its first query.
-            Client(server, servers=servers, **options).close()
+            check = Client(server, servers=servers, **options)
+            check.close()
+            self.servers = check.servers
         self.owned = client is None
         self.closed = False
-
-    @property
-    def servers(self) -> tuple[Server, ...]:
-        """The DoT servers the client talks to."""
-        client = self._given or self.sync_client()
-        return client.servers
 
     def sync_client(self) -> Client:
         """The blocking client (made on first use when owned)."""
