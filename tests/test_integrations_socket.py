@@ -225,3 +225,28 @@ def test_misuse_is_caught_before_patching(spec: str) -> None:
         patch(client=dotclient.AsyncClient(spec))  # type: ignore[arg-type]
     with pytest.raises(ValueError):
         patch(spec, timeout=-1)
+
+
+def test_threads_share_one_client(spec: str, ca_file: str) -> None:
+    threads, lookups = 8, 5
+    start = threading.Barrier(threads)
+    answers: list[Any] = []
+
+    def work() -> None:
+        start.wait()
+        for _ in range(lookups):
+            answers.append(socket.getaddrinfo("web.example.test", 80, type=socket.SOCK_STREAM))
+
+    with patch(spec, ca_file=ca_file) as active:
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        client = active._owner.sync_client()
+        stats = client.stats
+    assert len(answers) == threads * lookups
+    assert all([info[4] for info in infos] == [("127.0.0.1", 80)] for infos in answers)
+    # One client made for all the threads: every query (A and AAAA each) went through it.
+    assert stats.queries_sent == threads * lookups * 2
+    assert stats.connections_opened <= 2  # max_connections

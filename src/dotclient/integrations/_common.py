@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -91,6 +92,8 @@ class Owner:
             self.servers = check.servers
         self.owned = client is None
         self.closed = False
+        # Threads sharing a blocking adapter (socket.patch()) must not make two clients.
+        self._lock = threading.Lock()
 
     def sync_client(self) -> Client:
         """The blocking client (made on first use when owned)."""
@@ -100,10 +103,12 @@ class Owner:
                     "this adapter was given a dotclient.AsyncClient: use it from asyncio, "
                     "or give it a dotclient.Client for blocking use"
                 )
-            if self.closed:
-                raise RuntimeError("this adapter has been closed")
-            server, options = self._args
-            self._sync = Client(server, **options)
+            with self._lock:
+                if self.closed:
+                    raise RuntimeError("this adapter has been closed")
+                if self._sync is None:
+                    server, options = self._args
+                    self._sync = Client(server, **options)
         return self._sync
 
     def async_client(self) -> AsyncClient:
@@ -122,9 +127,13 @@ class Owner:
 
     def close(self) -> None:
         """Close the blocking client this adapter made (the caller's stays open)."""
-        self.closed = True
-        if self.owned and self._sync is not None:
+        if not self.owned:
+            self.closed = True
+            return
+        with self._lock:
+            self.closed = True
             client, self._sync = self._sync, None
+        if client is not None:
             client.close()
 
     async def aclose(self) -> None:
