@@ -154,3 +154,30 @@ def test_misuse_is_caught_before_io(spec: str) -> None:
             await resolver.close()
 
     asyncio.run(main())
+
+
+def test_a_and_aaaa_are_in_flight_together(
+    spec: str, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def main() -> tuple[int, list[Any]]:
+        async with dotclient.AsyncClient(spec, ca_file=ca_file) as dot:
+            in_flight, most = 0, 0
+            resolve = dot.resolve
+
+            async def counting(*args: Any, **kwargs: Any) -> dotclient.Response:
+                nonlocal in_flight, most
+                in_flight += 1
+                most = max(most, in_flight)
+                try:
+                    return await resolve(*args, **kwargs)
+                finally:
+                    in_flight -= 1
+
+            monkeypatch.setattr(dot, "resolve", counting)
+            results = await DoTResolver(client=dot).resolve("both.example.test", 80, 0)
+            assert dot.stats.connections_opened == 1
+            return most, results
+
+    most, results = asyncio.run(main())
+    assert most == 2  # both queries were out before either answer came back
+    assert [r["host"] for r in results] == ["127.0.0.1", "::1"]

@@ -88,3 +88,15 @@ def test_example_runs(index: int, web_unbound: UnboundServer, ca_file: str, web:
         found = done.stdout.find(expected, position)
         assert found >= 0, f"{expected!r} not in {done.stdout!r}"
         position = found + len(expected)
+
+
+def test_libraries_are_imported_only_when_used() -> None:
+    code = (
+        "import sys, dotclient, dotclient.integrations, dotclient.integrations.dnspython, "
+        "dotclient.integrations.socket\n"
+        "assert not {'aiohttp', 'httpx', 'httpcore'} & set(sys.modules), sys.modules\n"
+        "import dotclient.integrations.httpx\n"
+        "assert 'httpx' in sys.modules and 'aiohttp' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
