@@ -308,3 +308,20 @@ def test_plain_question() -> None:
         other = dns.message.make_query("a.example.test", "A")
         change(other)
         assert _plain_question(other) is None
+
+
+def test_an_owned_async_client_stays_with_its_event_loop(spec: str, ca_file: str) -> None:
+    r = make_async_resolver(spec, ca_file=ca_file, cache=False)
+
+    async def lookup() -> list[str]:
+        return texts(await r.resolve("a.example.test"))
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(lookup()) == ["192.0.2.1", "192.0.2.2"]
+        # From another loop: a clear refusal at once, not a client on a dead loop.
+        with pytest.raises(dns.resolver.NoNameservers, match="one adapter per event loop"):
+            asyncio.run(lookup())
+    finally:
+        loop.run_until_complete(aclose_resolver(r))
+        loop.close()

@@ -104,12 +104,14 @@ def test_https_by_name_sni_and_verification_use_the_name(
 def test_async_https_by_name(
     spec: str, ca_file: str, https: HTTPSServer, web_verify: ssl.SSLContext
 ) -> None:
+    # Made before the event loop runs: its DoT client is made at the first lookup.
+    transport = AsyncDoTTransport(spec, ca_file=ca_file, verify=web_verify)
+
     async def main() -> tuple[int, str, dotclient.AsyncClient]:
-        transport = AsyncDoTTransport(spec, ca_file=ca_file, verify=web_verify)
-        dot = transport._owner.async_client()
         async with httpx.AsyncClient(transport=transport) as client:
             url = f"https://web.example.test:{https.port}/"
             replies = await asyncio.gather(*(client.get(url) for _ in range(3)))
+            dot = transport._owner.async_client()
         return replies[0].status_code, replies[-1].text, dot
 
     status, text, dot = asyncio.run(main())

@@ -71,6 +71,7 @@ class Owner:
         self._given = client
         self._sync: Client | None = None
         self._async: AsyncClient | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         if client is not None:
             _check_client(client, kinds, options)
             if server is not None or servers is not None:
@@ -123,6 +124,13 @@ class Owner:
                 raise RuntimeError("this adapter has been closed")
             server, options = self._args
             self._async = AsyncClient(server, **options)
+            self._loop = asyncio.get_running_loop()
+        elif self.owned and self._loop is not asyncio.get_running_loop():
+            # Its connections belong to the loop of its first query (likely closed now).
+            raise RuntimeError(
+                "this adapter's asyncio client serves the event loop it was first used "
+                "in; make one adapter per event loop"
+            )
         return self._async
 
     def close(self) -> None:

@@ -180,8 +180,8 @@ class DoTNameserver(dns.nameserver.Nameserver):
         self._check_source(source, source_port)
         try:
             client = self._owner.sync_client()
-        except TypeError as exc:  # the wrong kind of client= (the resolver drops us)
-            raise NotImplementedError(str(exc)) from exc
+        except (TypeError, RuntimeError) as exc:  # the wrong client, closed, another loop
+            raise NotImplementedError(str(exc)) from exc  # which the resolver drops
         plain = _plain_question(request)
         try:
             if plain is None:
@@ -211,8 +211,8 @@ class DoTNameserver(dns.nameserver.Nameserver):
         self._check_source(source, source_port)
         try:
             client = self._owner.async_client()
-        except TypeError as exc:  # the wrong kind of client= (the resolver drops us)
-            raise NotImplementedError(str(exc)) from exc
+        except (TypeError, RuntimeError) as exc:  # the wrong client, closed, another loop
+            raise NotImplementedError(str(exc)) from exc  # which the resolver drops
         plain = _plain_question(request)
         try:
             if plain is None:

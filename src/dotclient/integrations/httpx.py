@@ -23,7 +23,7 @@ from __future__ import annotations
 import socket
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 try:
@@ -133,8 +133,17 @@ class AsyncDoTNetworkBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         if not isinstance(client, AsyncClient):
             raise TypeError(f"client must be a dotclient.AsyncClient, got {type(client).__name__}")
-        self._client = client
+        self._client: Callable[[], AsyncClient] = lambda: client
         self._backend = backend or httpcore.AnyIOBackend()
+
+    @classmethod
+    def _owned(cls, owner: Owner) -> AsyncDoTNetworkBackend:
+        """A backend on ``owner``'s client, made at the first lookup: inside the event
+        loop that client will serve (a transport may be made before the loop runs)."""
+        backend = cls.__new__(cls)
+        backend._client = owner.async_client
+        backend._backend = httpcore.AnyIOBackend()
+        return backend
 
     async def connect_tcp(
         self,
@@ -152,7 +161,7 @@ class AsyncDoTNetworkBackend(httpcore.AsyncNetworkBackend):
             )
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            found = await alookup(self._client, host, socket.AF_UNSPEC, timeout)
+            found = await alookup(self._client(), host, socket.AF_UNSPEC, timeout)
         except LookupFailed as exc:
             raise _lookup_error(exc) from exc
         errors: list[Exception] = []
@@ -269,7 +278,7 @@ class AsyncDoTTransport(httpx.AsyncHTTPTransport):
             local_address=local_address,
             retries=retries,
             socket_options=socket_options,
-            network_backend=AsyncDoTNetworkBackend(self._owner.async_client()),
+            network_backend=AsyncDoTNetworkBackend._owned(self._owner),
         )
 
     async def aclose(self) -> None:
