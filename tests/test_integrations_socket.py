@@ -250,3 +250,19 @@ def test_threads_share_one_client(spec: str, ca_file: str) -> None:
     # One client made for all the threads: every query (A and AAAA each) went through it.
     assert stats.queries_sent == threads * lookups * 2
     assert stats.connections_opened <= 2  # max_connections
+
+
+def test_names_as_the_standard_library_takes_them(client: dotclient.Client) -> None:
+    with patch(client=client):
+        assert socket.getaddrinfo(b"web.example.test", 80, socket.AF_INET) == (
+            socket.getaddrinfo("web.example.test.", 80, socket.AF_INET)
+        )
+        # A non-ASCII name is queried in its IDNA form, as the system resolver would.
+        with pytest.raises(socket.gaierror, match="NXDOMAIN"):
+            socket.getaddrinfo("bücher.example.test", 80)
+        sent = client.stats.queries_sent
+        for bad in ("", ".", "a..example.test", "x" * 64 + ".example.test"):
+            with pytest.raises(socket.gaierror) as info:
+                socket.getaddrinfo(bad, 80)
+            assert info.value.errno == socket.EAI_NONAME
+        assert client.stats.queries_sent == sent  # refused before any query

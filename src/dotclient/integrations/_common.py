@@ -256,6 +256,8 @@ def addresses(host: str, outcomes: Sequence[Outcome]) -> Found:
 
 
 def _query_name(host: str) -> str:
+    if not host.strip("."):  # "" or ".": never a host, and the root is no query for it
+        raise LookupFailed(f"DoT lookup of {host!r}: no host name", "nxdomain")
     try:
         return host.encode("idna").decode("ascii")  # as socket.getaddrinfo encodes it
     except UnicodeError as exc:
