@@ -21,6 +21,7 @@ if importlib.util.find_spec("dotclient") is None:  # a checkout that is not inst
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from dotclient.testing import (  # noqa: E402
+    DEFAULT_ZONE,
     DnsdistServer,
     IssuedCert,
     NamedServer,
@@ -206,3 +207,25 @@ def dnsdist_factory(
     assert named.plain_port
     with _factory(DnsdistServer, server_cert, backend=(named.host, named.plain_port)) as factory:
         yield factory
+
+
+#: The test zone plus names of local web servers: ``web`` (A 127.0.0.1), ``web6``
+#: (AAAA ::1 only), ``both`` (A 127.0.0.1 and AAAA ::1) and ``webalias`` (CNAME web).
+WEB_ZONE = DEFAULT_ZONE + (
+    "web 300 IN A 127.0.0.1\n"
+    "web6 300 IN AAAA ::1\n"
+    "both 300 IN A 127.0.0.1\n"
+    "both 300 IN AAAA ::1\n"
+    "webalias 300 IN CNAME web\n"
+)
+
+
+@pytest.fixture(scope="session")
+def web_unbound(server_cert: IssuedCert) -> Iterator[UnboundServer]:
+    """A session unbound like ``unbound`` serving :data:`WEB_ZONE`, for the
+    integration tests that fetch from local web servers by name."""
+    server = _start(UnboundServer, server_cert, zone=WEB_ZONE)
+    try:
+        yield server
+    finally:
+        server.stop()
