@@ -86,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespace = parser.parse_intermixed_args(args)
     except SystemExit as exc:  # argparse has printed the usage error or the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    namespace.argv = args  # as typed after the command name (bulk's resume hint)
     try:
         code: int = module.run(namespace)
     except UsageError as exc:

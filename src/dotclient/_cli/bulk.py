@@ -1,7 +1,7 @@
 """``dotclient bulk FILE``: resolve a list of names to JSON Lines, in constant memory.
 
-How it streams: a reader thread takes the input a batch of lines at a time into a
-bounded queue; ``--concurrency`` worker tasks take names from it and resolve them
+How it streams: a reader thread hands the input's lines, as they are read, to a
+bounded buffer (:class:`_Feed`); ``--concurrency`` worker tasks take names from it and resolve them
 through one :class:`~dotclient.AsyncClient` per server (round-robin over the servers,
 pipelined over each client's connections); each result is written as one JSON line as
 soon as it completes, so output order follows completion, and ``index`` (the input line
@@ -21,11 +21,12 @@ import collections
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -35,6 +36,7 @@ import dns.rdatatype
 import dotclient
 
 from .common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RCODE,
     RICH_MISSING,
@@ -57,7 +59,7 @@ it completes. A progress bar with rate and ETA is drawn on a terminal. Exit code
 every name answered (any RCODE), 1 some names failed, 2 bad usage, 3/4/5 every name
 failed (network / TLS / protocol)."""
 
-_BATCH = 512  # input lines read per trip to the reader thread
+_BATCH = 512  # input lines buffered ahead of the workers (at least)
 _FLUSH_EVERY = 0.5  # seconds between output flushes
 _RETRIED = (dotclient.Timeout, dotclient.ConnectionLost)
 
@@ -268,13 +270,38 @@ def run(args: argparse.Namespace) -> int:
         show = args.progress if args.progress is not None else is_terminal(sys.stderr)
         tally = Tally()
         started = time.monotonic()
-        _run_interruptibly(_bulk(args, clients, source, out, done, tally, total, show))
+        try:
+            _run_interruptibly(_bulk(args, clients, source, out, done, tally, total, show))
+        except KeyboardInterrupt:
+            interrupted = True
+        else:
+            interrupted = False
         elapsed = time.monotonic() - started
+    if interrupted:
+        _interrupted(args, tally)
+        return EXIT_INTERRUPTED
     if not args.quiet:
         _summary(tally, elapsed)
     if tally.failed and tally.failed == tally.done and tally.last_error is not None:
         return exit_code(tally.last_error)
     return EXIT_RCODE if tally.failed else EXIT_OK
+
+
+def _interrupted(args: argparse.Namespace, tally: Tally) -> None:
+    """Ctrl-C: how far the run got, and the command that goes on from there."""
+    print(
+        f"dotclient bulk: interrupted after {tally.done} names ({tally.failed} failed)",
+        file=sys.stderr,
+    )
+    if not args.output:
+        print("  (with --output FILE a run can be resumed with --resume)", file=sys.stderr)
+        return
+    argv = [a for a in getattr(args, "argv", None) or [] if a != "--resume"]
+    if argv:
+        command = "dotclient bulk " + shlex.join(argv) + " --resume"
+    else:
+        command = f"dotclient bulk {shlex.quote(args.file)} ... --resume -o {args.output}"
+    print(f"  to go on: {command}", file=sys.stderr)
 
 
 def _run_interruptibly(main: Coroutine[Any, Any, None]) -> None:
@@ -334,73 +361,31 @@ async def _bulk(
     total: int | None,
     show: bool,
 ) -> None:
-    queue: asyncio.Queue[list[Line]] = asyncio.Queue(maxsize=4)  # from the reader thread
-    ready: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=4)  # to the workers
     bucket = TokenBucket(args.rate) if args.rate else None
     writer = _Writer(out)
     turn = 0  # round-robin position over the clients
     lines = parse_lines(source, dns.rdatatype.to_text(dns.rdatatype.from_text(args.type)))
-    stop = threading.Event()
-
-    def read_batch() -> list[Line]:
-        batch: list[Line] = []
-        for line in lines:
-            if stop.is_set():
-                break
-            if line.index in done:
-                tally.skipped += 1
-                continue
-            batch.append(line)
-            if len(batch) >= _BATCH:
-                break
-        return batch
-
-    loop = asyncio.get_running_loop()
+    feed = _Feed(asyncio.get_running_loop(), max(_BATCH, 2 * args.concurrency))
 
     def read_all() -> None:
         # A daemon thread of its own, not an executor's: a read blocked on a pipe that
         # never ends must not keep the process from exiting (Ctrl-C).
         try:
-            while not stop.is_set():
-                batch = read_batch()
-                asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
-                if not batch:
-                    return
-        except Exception as exc:  # the loop is gone (interrupted), or reading failed
-            failed.append(exc)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, [])
-
-    failed: list[Exception] = []
-
-    async def reader() -> None:
-        threading.Thread(target=read_all, name="dotclient-bulk-reader", daemon=True).start()
-        while True:
-            batch = await queue.get()
-            if not batch:
-                break
-            await ready.put(batch)
-        if failed and not stop.is_set():
-            raise failed[0]
-        for _ in range(args.concurrency):
-            await ready.put(None)
-
-    pending: collections.deque[Line] = collections.deque()
-
-    async def next_line() -> Line | None:
-        while not pending:
-            if ready.empty():
-                writer.flush()  # waiting for input: let what is done be seen now
-            batch = await ready.get()
-            if batch is None:
-                return None
-            pending.extend(batch)
-        return pending.popleft()
+            for line in lines:
+                if line.index in done:
+                    tally.skipped += 1
+                    continue
+                if not feed.put(line):
+                    return  # stopped
+        except Exception as exc:  # reading failed
+            feed.end(exc)
+        else:
+            feed.end()
 
     async def worker() -> None:
         nonlocal turn
         while True:
-            line = await next_line()
+            line = await feed.get(writer.flush)
             if line is None:
                 return
             first = turn
@@ -415,18 +400,89 @@ async def _bulk(
         async with contextlib.AsyncExitStack() as stack:
             for client in clients:
                 await stack.enter_async_context(client)
-            read = asyncio.ensure_future(reader())
+            threading.Thread(target=read_all, name="dotclient-bulk-reader", daemon=True).start()
             try:
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             finally:
-                stop.set()
-                read.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await read
+                feed.stop()
+            if feed.error is not None:
+                raise feed.error
     finally:
         writer.flush()
         if progress is not None:
             progress.stop()
+
+
+class _Feed:
+    """Input lines from the reader thread to the workers, one at a time, as they come.
+
+    A bounded buffer (the thread waits while it is full, so memory stays constant) that
+    wakes the event loop only when it goes from empty to not empty: a slow producer
+    (``tail -f log | dotclient bulk -``) has each line resolved as soon as it is read,
+    and a fast one costs one wake-up per burst, not per line. Every idle worker waits on
+    the same event, so all ``--concurrency`` of them take lines as soon as there are
+    some (a queue of batches handed each batch to one worker).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.lines: collections.deque[Line] = collections.deque()
+        self.lock = threading.Condition()
+        self.ready = asyncio.Event()  # set: there are lines, or the input ended
+        self.ended = False
+        self.stopped = False
+        self.error: Exception | None = None
+
+    # -- the reader thread's side
+
+    def put(self, line: Line) -> bool:
+        """Add a line, waiting while the buffer is full; False once stopped."""
+        with self.lock:
+            while len(self.lines) >= self.limit and not self.stopped:
+                self.lock.wait()
+            if self.stopped:
+                return False
+            wake = not self.lines
+            self.lines.append(line)
+        if wake:
+            self._wake()
+        return True
+
+    def end(self, error: Exception | None = None) -> None:
+        """No more lines: the input ended, or reading it failed with ``error``."""
+        with self.lock:
+            self.ended = True
+            self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        # The loop is gone once the run was interrupted: then nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.ready.set)
+
+    # -- the event loop's side
+
+    async def get(self, idle: Callable[[], None]) -> Line | None:
+        """The next line, or None at the end of the input; calls ``idle`` before it
+        waits (to flush the output: what is done is seen while the input is slow)."""
+        while True:
+            with self.lock:
+                if self.lines:
+                    if len(self.lines) >= self.limit:
+                        self.lock.notify()
+                    return self.lines.popleft()
+                if self.ended or self.stopped:
+                    return None
+                self.ready.clear()  # under the lock: a put after this sets it again
+            idle()
+            await self.ready.wait()
+
+    def stop(self) -> None:
+        """Let the reader thread go: it stops at its next line."""
+        with self.lock:
+            self.stopped = True
+            self.lock.notify_all()
 
 
 async def _resolve(
@@ -464,6 +520,8 @@ async def _resolve(
                 attempt += 1
                 tally.retries += 1
                 continue
+            if attempt:
+                record["retries"] = attempt
             return _failed(record, exc, tally)
         except (dotclient.DoTError, ValueError) as exc:
             return _failed(record, exc, tally)

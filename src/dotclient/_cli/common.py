@@ -25,6 +25,8 @@ EXIT_NETWORK = 3
 EXIT_TLS = 4
 #: The server broke the protocol (framing, mismatched or malformed answer).
 EXIT_PROTOCOL = 5
+#: Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
 
 RICH_MISSING = "this needs the 'rich' package: pip install 'dotclient[cli]'"
 
