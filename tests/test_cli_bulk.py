@@ -153,3 +153,64 @@ def test_bulk_ctrl_c_says_how_far_it_got_and_how_to_resume(
     written = output.read_bytes().count(b"\n")
     assert f"interrupted after {written} names" in err, err
     assert "to go on: dotclient bulk " in err and " --resume" in err and str(output) in err
+
+
+def test_bulk_refuses_to_write_its_output_over_its_input(
+    unbound: UnboundServer, ca_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 15 bug 4: `-o` naming the input truncated it, then resolved "0 names", exit 0.
+    names = tmp_path / "names.txt"
+    names.write_text("a.example.test\nnx.example.test\n")
+    for output in (str(names), str(tmp_path / "." / "names.txt")):
+        code, _, err = run(capsys, "bulk", str(names), "-s", spec(unbound), "-o", output)
+        assert code == 2 and "is the input" in err and err.count("\n") == 1, err
+    assert names.read_text() == "a.example.test\nnx.example.test\n"
+
+
+def test_bulk_resume_refuses_another_input(
+    unbound: UnboundServer,
+    ca_file: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Issue 15 bug 12: the same names in another order were taken as done by index.
+    names = tmp_path / "names.txt"
+    names.write_text("".join(f"n{i}.example.test\n" for i in range(1, 11)))
+    output = tmp_path / "out.jsonl"
+    argv = ["bulk", "-s", spec(unbound), "--ca-file", ca_file, "-o", str(output), "--resume"]
+    code, _, err = run(capsys, *argv, str(names))
+    assert code == 0 and "10 names in" in err
+    with output.open("r+") as f:  # a run cut short after its first 4 answers
+        kept = [line for line in f if json.loads(line)["index"] <= 4]
+        f.seek(0)
+        f.truncate()
+        f.writelines(kept)
+    shuffled = tmp_path / "shuffled.txt"
+    shuffled.write_text("".join(f"n{i}.example.test\n" for i in range(10, 0, -1)))
+    code, _, err = run(capsys, *argv, str(shuffled))
+    assert code == 2 and "line 1 of the input is n10.example.test A" in err, err
+    shorter = tmp_path / "shorter.txt"
+    shorter.write_text("n1.example.test\nn2.example.test\n")
+    code, _, err = run(capsys, *argv, str(shorter))
+    assert code == 2 and "2 names that are not in the input" in err, err
+    monkeypatch.setattr(sys, "stdin", shuffled.open())  # checked as it is read
+    code, _, err = run(capsys, *argv, "-")
+    sys.stdin.close()
+    assert code == 2 and "line 1 of the input is n10.example.test A" in err, err
+    assert len(output.read_text().splitlines()) == 4  # nothing resolved by mistake
+    code, _, err = run(capsys, *argv, str(names))  # the same input resumes
+    assert code == 0 and "6 names in" in err and "4 skipped" in err
+    assert sorted(r["index"] for r in records(output.read_text())) == list(range(1, 11))
+
+
+def test_bulk_refuses_a_server_given_twice(
+    unbound: UnboundServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 15 bug 14 (query already refused it, through the library).
+    names = tmp_path / "names.txt"
+    names.write_text("a.example.test\n")
+    same = spec(unbound)
+    for servers in (["-s", same, "-s", same], ["--servers", f"{same},{same}"]):
+        code, _, err = run(capsys, "bulk", str(names), *servers)
+        assert code == 2 and f"server {same} is listed twice" in err, err

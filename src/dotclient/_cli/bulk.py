@@ -26,6 +26,7 @@ import signal
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -161,24 +162,52 @@ class TokenBucket:
             await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-class Bitmap:
-    """One bit per input line: which ones the output already has (``--resume``)."""
+class Done:
+    """Which input lines the output already has (``--resume``), one byte per line: 0 for
+    not done, else a check of the name and type written for it, so that a resumed run
+    can tell a different input (or the same names in another order) and refuse it."""
+
+    _UNKNOWN = 255  # an output line without a name: nothing to check
 
     def __init__(self) -> None:
-        self.bits = bytearray()
+        self.marks = bytearray()
         self.count = 0
+        self.seen = 0  # done lines met in the input so far
 
-    def add(self, index: int) -> None:
-        byte, bit = divmod(index, 8)
-        if byte >= len(self.bits):
-            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
-        if not self.bits[byte] & (1 << bit):
-            self.bits[byte] |= 1 << bit
+    @staticmethod
+    def mark(name: str | None, rdtype: str | None) -> int:
+        if not isinstance(name, str) or not isinstance(rdtype, str):
+            return Done._UNKNOWN
+        return 1 + zlib.crc32(f"{name}\0{rdtype}".encode("utf-8", "replace")) % 254
+
+    def add(self, index: int, name: str | None, rdtype: str | None) -> None:
+        if index >= len(self.marks):
+            self.marks.extend(bytes(max(index + 1 - len(self.marks), len(self.marks))))
+        if not self.marks[index]:
             self.count += 1
+        self.marks[index] = self.mark(name, rdtype)
 
     def __contains__(self, index: int) -> bool:
-        byte, bit = divmod(index, 8)
-        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+        return index < len(self.marks) and bool(self.marks[index])
+
+    def check(self, line: Line) -> None:
+        """Raise :class:`UsageError` unless ``line`` is what the output says it was."""
+        mark = self.marks[line.index]
+        if mark not in (self._UNKNOWN, self.mark(line.name, line.rdtype)):
+            raise UsageError(
+                f"--resume: line {line.index} of the input is {line.name} {line.rdtype}, "
+                "but the output has another name there: resume with the same input, in "
+                "the same order (and the same --type)"
+            )
+        self.seen += 1
+
+    def check_end(self) -> None:
+        """Raise :class:`UsageError` if the output has lines the input did not reach."""
+        if self.seen < self.count:
+            raise UsageError(
+                f"--resume: the output has {self.count - self.seen} names that are not "
+                "in the input: resume with the same input"
+            )
 
 
 def parse_lines(stream: IO[str], default_type: str) -> Iterator[Line]:
@@ -201,9 +230,9 @@ def parse_lines(stream: IO[str], default_type: str) -> Iterator[Line]:
         yield Line(number, name, rdtype, problem)
 
 
-def read_done(path: str) -> Bitmap:
+def read_done(path: str) -> Done:
     """The input line numbers already in the output file; drops a torn last line."""
-    done = Bitmap()
+    done = Done()
     with open(path, "rb+") as f:
         good = 0
         for raw in f:
@@ -211,11 +240,12 @@ def read_done(path: str) -> Bitmap:
                 break  # written in part when the last run stopped
             good += len(raw)
             try:
-                index = json.loads(raw)["index"]
+                record = json.loads(raw)
+                index = record["index"]
             except (ValueError, KeyError, TypeError):
                 continue
             if isinstance(index, int) and index > 0:
-                done.add(index)
+                done.add(index, record.get("name"), record.get("type"))
         f.truncate(good)
     return done
 
@@ -246,7 +276,7 @@ def run(args: argparse.Namespace) -> int:
             )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    done = Bitmap()
+    done = Done()
     with contextlib.ExitStack() as stack:
         source: IO[str] = sys.stdin
         total = None
@@ -257,9 +287,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
             total = _count_names(args.file)
         if args.output:
+            _refuse_input_as_output(args.file, args.output)
             try:
                 if args.resume and os.path.exists(args.output):
                     done = read_done(args.output)
+                    if args.file != "-" and done.count:
+                        _check_resume(args.file, args.type, done)
                 out: IO[str] = stack.enter_context(
                     open(args.output, "a" if args.resume else "w", encoding="utf-8")
                 )
@@ -285,6 +318,31 @@ def run(args: argparse.Namespace) -> int:
     if tally.failed and tally.failed == tally.done and tally.last_error is not None:
         return exit_code(tally.last_error)
     return EXIT_RCODE if tally.failed else EXIT_OK
+
+
+def _refuse_input_as_output(path: str, output: str) -> None:
+    """Writing the output over the input would destroy it (``-o`` truncates first)."""
+    try:
+        if path == "-":
+            same = os.path.samestat(os.fstat(sys.stdin.fileno()), os.stat(output))
+        else:
+            same = os.path.samefile(path, output)
+    except (OSError, ValueError, AttributeError):  # no such file yet; stdin not a file
+        return
+    if same:
+        what = "standard input" if path == "-" else path
+        raise UsageError(f"--output {output} is the input ({what}): it would be overwritten")
+
+
+def _check_resume(path: str, default_type: str, done: Done) -> None:
+    """Before any query: every line the output has must be the input's line there."""
+    rdtype = dns.rdatatype.to_text(dns.rdatatype.from_text(default_type))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in parse_lines(f, rdtype):
+            if line.index in done:
+                done.check(line)
+    done.check_end()
+    done.seen = 0  # the run checks again as it reads
 
 
 def _interrupted(args: argparse.Namespace, tally: Tally) -> None:
@@ -356,7 +414,7 @@ async def _bulk(
     clients: list[dotclient.AsyncClient],
     source: IO[str],
     out: IO[str],
-    done: Bitmap,
+    done: Done,
     tally: Tally,
     total: int | None,
     show: bool,
@@ -373,11 +431,13 @@ async def _bulk(
         try:
             for line in lines:
                 if line.index in done:
+                    done.check(line)
                     tally.skipped += 1
                     continue
                 if not feed.put(line):
                     return  # stopped
-        except Exception as exc:  # reading failed
+            done.check_end()
+        except Exception as exc:  # reading failed, or --resume met another input
             feed.end(exc)
         else:
             feed.end()

@@ -149,11 +149,16 @@ def server_specs(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[st
     specs = list(extra) + list(args.server)
     for listed in args.servers:
         specs += [s.strip() for s in listed.split(",") if s.strip()]
+    seen: dict[str, str] = {}
     for spec in specs:
         try:
-            dotclient.parse_server(spec)
+            server = str(dotclient.parse_server(spec))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+        if server in seen:
+            same = "" if seen[server] == spec else f" (as {seen[server]!r} and {spec!r})"
+            raise UsageError(f"server {server} is listed twice{same}")
+        seen[server] = spec
     return list(specs) if specs else [None]
 
 
