@@ -12,12 +12,20 @@ See ``docs/cli.md``. Tables and the progress bar need ``rich`` (``pip install
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
 from . import __version__
-from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError, error, exit_code
+from ._cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    error,
+)
 
 __all__ = ["main"]
 
@@ -38,7 +46,8 @@ commands:
 
 'dotclient COMMAND --help' describes each. Exit codes: 0 ok, 1 an RCODE other than
 NOERROR (query) / WARN (probe) / some names failed (bulk), 2 bad usage, 3 network
-failure or timeout, 4 TLS or authentication failure, 5 protocol error.
+failure or timeout, 4 TLS or authentication failure, 5 protocol error, 130
+interrupted (Ctrl-C), 141 standard output closed early (e.g. piped into head).
 """
 
 
@@ -94,7 +103,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         error(command, "interrupted")
-        return 130
-    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
-        return exit_code(BrokenPipeError())
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _silence_stdout() -> None:
+    """Point the real standard output at /dev/null, so that the interpreter's last flush
+    of what is still buffered does not fail again ("Exception ignored ...")."""
+    if sys.stdout is not sys.__stdout__ or sys.stdout is None:
+        return  # replaced (a test's capture): not ours to touch
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -468,9 +468,11 @@ async def _bulk(
             if feed.error is not None:
                 raise feed.error
     finally:
-        writer.flush()
-        if progress is not None:
-            progress.stop()
+        try:
+            writer.flush()
+        finally:
+            if progress is not None:
+                progress.stop()
 
 
 class _Feed:
@@ -620,8 +622,12 @@ class _Writer:
             self.flushed = now
 
     def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        try:
             self.out.flush()
+        except BrokenPipeError:
+            raise  # the reader is gone (| head): stop, with EXIT_BROKEN_PIPE
+        except (OSError, ValueError):
+            pass
 
 
 class _Progress:

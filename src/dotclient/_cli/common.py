@@ -27,6 +27,9 @@ EXIT_TLS = 4
 EXIT_PROTOCOL = 5
 #: Ctrl-C (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
+#: Standard output was closed early (``| head``): 128 + SIGPIPE, the status of a tool
+#: that the signal ended, as shells report it; nothing is printed.
+EXIT_BROKEN_PIPE = 141
 
 RICH_MISSING = "this needs the 'rich' package: pip install 'dotclient[cli]'"
 
