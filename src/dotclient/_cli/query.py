@@ -53,7 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("query")
     group.add_argument("--dnssec", action="store_true", help="set the DO bit; show the AD bit")
     group.add_argument("--json", action="store_true", help="print one JSON object")
-    group.add_argument("--short", action="store_true", help="print only the answer's data")
+    group.add_argument(
+        "--short",
+        action="store_true",
+        help="print only the data of the answer's records (CNAMEs too)",
+    )
 
 
 def _split_words(words: list[str]) -> tuple[str, str, str, list[str]]:
@@ -130,8 +134,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def short_lines(response: dotclient.Response) -> list[str]:
-    rrset = response.rrset
-    return [rdata.to_text() for rdata in rrset] if rrset is not None else []
+    """The data of every record in the answer section, in order, as kdig's and dig's
+    ``+short`` print it: the CNAME chain's targets too, and every type of an ANY."""
+    return [rdata.to_text() for rrset in response.message.answer for rdata in rrset]
 
 
 def _edns_lines(message: dns.message.Message) -> list[str]:
