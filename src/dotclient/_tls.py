@@ -197,6 +197,10 @@ class TLSPolicy:
             )
         # Built now, so a bad ca_file is reported when the client is made.
         self._attempts = self._build_attempts()
+        # check() reads every handshake's certificates with cryptography: its first
+        # import (tens of ms) belongs here, not in the first query's elapsed time.
+        import cryptography.x509  # noqa: F401
+        from cryptography.hazmat.primitives import serialization  # noqa: F401
 
     @staticmethod
     def _choose_sni(server: Server, sni: str | bool | None) -> str | None:
