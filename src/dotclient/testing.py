@@ -36,6 +36,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -484,7 +485,59 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> None:
+# The watchdog of one server process: it waits on a pipe from the process that started
+# the server. A byte means "stopped as usual": nothing to do. End of file means that
+# process died without stopping the server (SIGTERM, SIGKILL, a crash: no finalizer or
+# atexit ran), so the watchdog ends the server and removes its directory.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pid, tmpdir = int(sys.argv[1]), sys.argv[2]
+if sys.stdin.buffer.read(1):
+    sys.exit(0)
+
+def gone():
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        break
+    deadline = time.monotonic() + wait
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if gone():
+        break
+shutil.rmtree(tmpdir, ignore_errors=True)
+"""
+
+
+def _watchdog(pid: int, tmpdir: str) -> subprocess.Popen[bytes]:
+    """Start the watchdog of server ``pid`` (see ``_WATCHDOG``)."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(pid), tmpdir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _shutdown(
+    proc: subprocess.Popen[bytes],
+    stderr: IO[bytes],
+    tmpdir: str,
+    watchdog: subprocess.Popen[bytes] | None = None,
+) -> None:
     """Stop a server and release everything; used by stop() and as a GC/exit finalizer."""
     try:
         if proc.poll() is None:
@@ -497,6 +550,12 @@ def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> 
     finally:
         stderr.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if watchdog is not None and watchdog.stdin is not None:
+            with contextlib.suppress(OSError):
+                watchdog.stdin.write(b"x")  # stopped as usual: the watchdog just exits
+            with contextlib.suppress(OSError):
+                watchdog.stdin.close()
+            watchdog.wait()
 
 
 _S = TypeVar("_S", bound="_ServerProcess")
@@ -692,9 +751,14 @@ class _ServerProcess:
                 stderr.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise
+        try:
+            watchdog = _watchdog(proc.pid, tmpdir)
+        except BaseException:
+            _shutdown(proc, stderr, tmpdir)
+            raise
         self._proc = proc
         self._tmpdir = tmpdir
-        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir)
+        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir, watchdog)
         try:
             self._wait_ready(proc)
         except BaseException:
@@ -762,7 +826,9 @@ class UnboundServer(_ServerProcess):
 
     Use as ``with UnboundServer(cert) as server: ...`` or call :meth:`start`
     and :meth:`stop`. A server that is never stopped is killed when it is
-    garbage collected or when the interpreter exits.
+    garbage collected or when the interpreter exits, and by a watchdog process
+    (which also removes its directory) when the process that started it dies
+    without exiting cleanly (SIGTERM, SIGKILL).
 
     Latency note: unbound does not set ``TCP_NODELAY`` on DoT connections, and
     with TLS 1.3 it writes its session tickets just before the first response,
