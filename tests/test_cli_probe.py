@@ -43,7 +43,7 @@ def test_probe_bad_name_is_one_line_and_exit_2(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Issue 15 bug 2: a traceback, and exit 1 (WARN).
-    code, out, err = run(capsys, "probe", "127.0.0.1:1#dot.test", "--name", name, "--json")
+    code, out, err = run(capsys, "probe", "127.0.0.1:1#dot.test", "--name", name)
     assert code == 2 and out == "", (code, out, err)
     assert err.count("\n") == 1 and "--name" in err and "Traceback" not in err, err
 
@@ -54,22 +54,27 @@ def test_probe_pipelines_one_query_per_record_and_reports_batching_apart(
     ca_file: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    # Issue 15 bug 3: dnsdist 1.7 (default maxInFlight) reads one query of the eight the
-    # probe wrote in one TLS record; the library sends one query per record.
-    code, out, err = run(
-        capsys, "probe", spec(dnsdist), "--ca-file", ca_file, "--name", "a.example.test",
-        "--json", "--timeout", "2",
-    )  # fmt: skip
-    report = json.loads(out)
-    assert report["pipelining"] is True, report
-    assert report["one_record"] == {"sent": 8, "answered": 1}, report
-    assert report["verdict"] != "FAIL" and "pipelining" not in report["reason"], report
+    # Issue 15 bug 3: the raw check wrote 8 queries in one TLS record, which dnsdist 1.7
+    # (default maxInFlight) reads one of, or not, at random: WARN in 14 of 18 runs. The
+    # check now writes one record per query, as the library does; several queries in
+    # one record is reported apart, and not judged (its outcome varies with dnsdist).
+    for _ in range(3):
+        code, out, err = run(
+            capsys, "probe", spec(dnsdist), "--ca-file", ca_file, "--name", "a.example.test",
+            "--json", "--timeout", "1",
+        )  # fmt: skip
+        report = json.loads(out)
+        assert report["pipelining"] is True, report
+        assert report["one_record"]["sent"] == 8, report
+        assert "pipelining" not in report["reason"], report
+        assert "one record" not in report["reason"], report
     code, out, err = run(
         capsys, "probe", spec(unbound), "--ca-file", ca_file, "--name", "a.example.test",
         "--json",
     )  # fmt: skip
     report = json.loads(out)
-    assert report["pipelining"] is True and report["one_record"]["answered"] == 8, report
+    assert report["pipelining"] is True, report
+    assert report["one_record"] == {"sent": 8, "answered": 8}, report
 
 
 def test_probe_says_what_authentication_checked(

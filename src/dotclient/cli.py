@@ -12,10 +12,12 @@ See ``docs/cli.md``. Tables and the progress bar need ``rich`` (``pip install
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from . import __version__
 from ._cli.common import (
@@ -66,8 +68,17 @@ def _module(command: str) -> ModuleType:
     return query
 
 
+class _ArgumentError(Exception):
+    """argparse's complaint about the command line, raised instead of exiting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(message)
+
+
 def _parser(command: str, module: ModuleType) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"dotclient {command}",
         description=module.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -91,16 +102,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.pop(0)
     module = _module(command)
     parser = _parser(command, module)
+    # Usage errors are JSON too when JSON was asked for (query and probe).
+    wants_json = "--json" in args and command != "bulk"
     try:
         namespace = parser.parse_intermixed_args(args)
-    except SystemExit as exc:  # argparse has printed the usage error or the help
+    except SystemExit as exc:  # argparse has printed the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except _ArgumentError as exc:
+        if wants_json:
+            return _usage_error(command, str(exc), as_json=True)
+        parser.print_usage(sys.stderr)
+        return _usage_error(command, str(exc), as_json=False)
     namespace.argv = args  # as typed after the command name (bulk's resume hint)
     try:
         code: int = module.run(namespace)
     except UsageError as exc:
-        error(command, f"error: {exc}")
-        return EXIT_USAGE
+        return _usage_error(command, str(exc), as_json=wants_json)
     except KeyboardInterrupt:
         error(command, "interrupted")
         return EXIT_INTERRUPTED
@@ -108,6 +125,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     return code
+
+
+def _usage_error(command: str, message: str, *, as_json: bool) -> int:
+    """Report bad usage: one line on standard error, or a JSON object with --json."""
+    if as_json:
+        document = {"error": f"UsageError: {message}", "exit_code": EXIT_USAGE}
+        print(json.dumps(document, indent=2))
+    else:
+        error(command, f"error: {message}")
+    return EXIT_USAGE
 
 
 def _silence_stdout() -> None:

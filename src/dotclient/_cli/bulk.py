@@ -44,6 +44,7 @@ from .common import (
     UsageError,
     add_server_options,
     add_tls_options,
+    cli_message,
     client_options,
     describe,
     exit_code,
@@ -253,8 +254,12 @@ def read_done(path: str) -> Done:
 def run(args: argparse.Namespace) -> int:
     specs = server_specs(args)
     options = client_options(args)
-    if args.concurrency < 1 or args.connections < 1 or args.retries < 0:
-        raise UsageError("--concurrency and --connections must be at least 1, --retries 0 or more")
+    if not 1 <= args.concurrency <= 65535:
+        raise UsageError(f"--concurrency must be 1 to 65535, not {args.concurrency}")
+    if not 1 <= args.connections <= 64:
+        raise UsageError(f"--connections must be 1 to 64, not {args.connections}")
+    if args.retries < 0:
+        raise UsageError(f"--retries must be 0 or more, not {args.retries}")
     if args.rate is not None and args.rate <= 0:
         raise UsageError(f"--rate must be positive, not {args.rate}")
     try:
@@ -275,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(cli_message(str(exc))) from None
     done = Done()
     with contextlib.ExitStack() as stack:
         source: IO[str] = sys.stdin

@@ -47,12 +47,15 @@ from .common import (
     EXIT_TLS,
     UsageError,
     add_tls_options,
+    cli_message,
     client_options,
     describe,
     exit_code,
     format_pin,
+    hints,
     is_terminal,
     require_rich,
+    server_specs,
 )
 
 DESCRIPTION = """\
@@ -74,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "server",
         metavar="SERVER",
-        help="server spec: 9.9.9.9, 9.9.9.9#dns.quad9.net, [::1]:853#dot.test, dns.google, quad9",
+        nargs="?",
+        help="server spec: 9.9.9.9, 9.9.9.9#dns.quad9.net, [::1]:853#dot.test, dns.google, "
+        "quad9 (default $DOTCLIENT_SERVER, else cloudflare)",
     )
     add_tls_options(parser, profile=False, padding=False)
     group = parser.add_argument_group("probe")
@@ -120,10 +125,10 @@ class Probe:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        server = dotclient.parse_server(args.server)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    (spec,) = server_specs(
+        argparse.Namespace(server=[args.server] if args.server else [], servers=[])
+    )
+    server = dotclient.parse_server(spec)
     try:
         dns.name.from_text(args.name)
     except dns.exception.DNSException as exc:
@@ -139,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # check the options (pins, ca_file) before any I/O
         dotclient.Client(server, **options).close()
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(cli_message(str(exc))) from None
     if not args.json:
         require_rich()
     warning = datetime.timedelta(days=args.expiry_warning)
@@ -353,6 +358,9 @@ def _authentication(probe: Probe, response: dotclient.Response, verify_name: str
         probe.add("authentication", "yes: " + _what_was_checked(probe.options))
     else:
         probe.add("authentication", f"FAILED: {tls.auth_error}", "fail")
+        error = dotclient.AuthenticationError(tls.auth_error or "")
+        for hint in hints([error]):
+            probe.add("hint", hint, "info")
     now = datetime.datetime.now(datetime.timezone.utc)
     for index, cert in enumerate(chain):
         expires = datetime.datetime.fromisoformat(cert["not_after"])
