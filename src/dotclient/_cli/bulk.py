@@ -1,16 +1,18 @@
 """``dotclient bulk FILE``: resolve a list of names to JSON Lines, in constant memory.
 
-How it streams: a reader thread hands the input's lines, as they are read, to a
-bounded buffer (:class:`_Feed`); ``--concurrency`` worker tasks take names from it and resolve them
-through one :class:`~dotclient.AsyncClient` per server (round-robin over the servers,
-pipelined over each client's connections); each result is written as one JSON line as
-soon as it completes, so output order follows completion, and ``index`` (the input line
-number) ties it back. Nothing is kept per name but a bit for ``--resume``.
+How it streams: a reader thread hands each input line, as it is read, to a bounded
+buffer (:class:`_Feed`); ``--concurrency`` worker tasks all take names from it and
+resolve them through one :class:`~dotclient.AsyncClient` per server (round-robin over
+the servers, pipelined over each client's connections); each result is written as one
+JSON line as soon as it completes, so output order follows completion, and ``index``
+(the input line number) ties it back. Nothing is kept per name but a byte for
+``--resume``.
 
-``--resume`` reads the ``index`` of every line already in the output file into a bitmap
-(one bit per input line: 125 kB per million names), so the output may be in any order
-and a run interrupted anywhere picks up exactly the names it had not written. The input
-must be the same file, in the same order, as the run being resumed.
+``--resume`` reads the ``index`` of every line already in the output file, with a
+one-byte check of its name and type, into a table (:class:`Done`, one byte per input
+line: 1 MB per million names), so the output may be in any order and a run interrupted
+anywhere picks up exactly the names it had not written. The input must be the same, in
+the same order, as in the run being resumed; a line that does not match is refused.
 """
 
 from __future__ import annotations
