@@ -130,3 +130,28 @@ def test_a_reader_that_goes_away_ends_the_command_quietly_with_141(
             timeout=120, check=False,
         )  # fmt: skip
     assert (done.returncode, done.stderr) == (141, b"")
+
+
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
+def test_probe_and_query_explain_a_tls_1_1_only_server_alike(
+    server_cert: IssuedCert, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 15 bug 10: query explained TLS 1.1, probe showed the raw OpenSSL alert. A
+    # scripted server: no real one here offers TLS 1.1 only.
+    import ssl
+
+    from fakeserver import FakeServer
+
+    only = ssl.TLSVersion.TLSv1_1
+    ciphers = "DEFAULT:@SECLEVEL=0"
+    with FakeServer(
+        server_cert, min_version=only, max_version=only, ciphers=ciphers
+    ) as server:  # fmt: skip
+        target = f"127.0.0.1:{server.port}#dot.test"
+        code_q, out_q, _ = run(capsys, "a.example.test", f"@{target}", "--json")
+        code_p, out_p, _ = run(capsys, "probe", target, "--json")
+    query_error = json.loads(out_q)["error"]
+    probe_error = json.loads(out_p)["reason"]
+    assert code_q == code_p == 4, (query_error, probe_error)
+    for text in (query_error, probe_error):
+        assert "TLSError: TLS failed with" in text and "offers only TLS below 1.2" in text
