@@ -34,8 +34,8 @@ __all__ = ["main"]
 _COMMANDS = ("query", "probe", "bulk")
 
 _USAGE = f"""\
-usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] [options]
-       dotclient probe SERVER [options]
+usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] ... [-x ADDR] [options]
+       dotclient probe [SERVER] [options]
        dotclient bulk FILE [options]
 
 DNS over TLS from the command line (dotclient {__version__}).
