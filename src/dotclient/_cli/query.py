@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "words",
         nargs="*",
-        metavar="NAME [TYPE] [CLASS] [@SERVER] ...",
+        metavar="NAME [TYPE] [CLASS] [@SERVER]",
         help="names, each with optionally a type (default A) and a class (default IN), "
         "before or after it; a word with a dot is a name, another one is a type or class "
         "if it names one (write a one-label name with a final dot: 'localhost.'); "
