@@ -63,7 +63,7 @@ it completes. A progress bar with rate and ETA is drawn on a terminal. Exit code
 every name answered (any RCODE), 1 some names failed, 2 bad usage, 3/4/5 every name
 failed (network / TLS / protocol)."""
 
-_BATCH = 512  # input lines buffered ahead of the workers (at least)
+_BUFFER = 512  # input lines read ahead of the workers (at least; twice --concurrency)
 _FLUSH_EVERY = 0.5  # seconds between output flushes
 _RETRIED = (dotclient.Timeout, dotclient.ConnectionLost)
 
@@ -430,7 +430,7 @@ async def _bulk(
     writer = _Writer(out)
     turn = 0  # round-robin position over the clients
     lines = parse_lines(source, dns.rdatatype.to_text(dns.rdatatype.from_text(args.type)))
-    feed = _Feed(asyncio.get_running_loop(), max(_BATCH, 2 * args.concurrency))
+    feed = _Feed(asyncio.get_running_loop(), max(_BUFFER, 2 * args.concurrency))
 
     def read_all() -> None:
         # A daemon thread of its own, not an executor's: a read blocked on a pipe that
