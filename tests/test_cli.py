@@ -166,7 +166,7 @@ def test_query_exit_codes(
     code, _, err = run(capsys, "a.example.test", good, "--no-such-option")
     assert code == 2 and "unrecognized arguments" in err
     code, _, err = run(capsys, "a.example.test", good, "--ca-file", "/nonexistent.pem")
-    assert code == 2 and "cannot load ca_file" in err
+    assert code == 2 and "cannot load --ca-file" in err
     assert run(capsys)[0] == 2  # no arguments at all: usage on stderr
 
 

@@ -33,7 +33,7 @@ BAD_CALLS: list[tuple[str, dict[str, Any], type[Exception], str]] = [
     ("{port}", {"timeout": "5"}, TypeError, "timeout must be a number"),
     ("{port}", {"profile": "paranoid"}, ValueError, "profile must be"),
     ("{port}", {"pin_only": True}, ValueError, "pin_only=True needs"),
-    ("{port}", {"pins": ["sha256/short"]}, dotclient.InvalidServerSpec, "SPKI pin"),
+    ("{port}", {"pins": ["sha256/short"]}, ValueError, "SPKI pin"),
     ("{port}", {"sni": "192.0.2.1"}, ValueError, "sni must be a host name"),
     ("{port}", {"padding": 4096}, ValueError, "padding"),
     ("{port}", {"auth_name": "bad name"}, dotclient.InvalidServerSpec, "authentication name"),

@@ -187,7 +187,10 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
         raise TLSError(f"TLS failed with {server}: {detail}", server=server) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
         doing = _DOING.get(phase, f"during {phase} with")
-        raise Timeout(f"timed out {doing} {server}", server=server) from exc
+        # A plain-DNS TCP port takes the ClientHello's first bytes for a length prefix
+        # and waits for the rest: silence, not an error, is what it gives.
+        hint = " (no TLS answer: plain DNS on this port?)" if phase == "handshake" else ""
+        raise Timeout(f"timed out {doing} {server}{hint}", server=server) from exc
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         raise ConnectionLost(
             f"connection lost {_DOING.get(phase, phase)} {server}: {exc.strerror or exc}",

@@ -54,16 +54,40 @@ def _check_hostname(name: str, spec: str, what: str = "hostname") -> str:
     return bare.lower()
 
 
+_PIN_FORM = "expected sha256/BASE64, the base64 of a SHA-256 SPKI digest (44 characters)"
+
+
+_ALGORITHM = re.compile(r"(sha-?\d*|md5)[/:]", re.IGNORECASE)
+
+
+def _pin_problem(value: str, size: int | None) -> str:
+    """Why ``value`` is no pin (``size``: its length decoded, None if not base64):
+    another algorithm, ``sha256:`` for ``sha256/``, a missing '='."""
+    algorithm = _ALGORITHM.match(value)
+    if algorithm:
+        name = algorithm.group(1)
+        if name.lower().replace("-", "") == "sha256":
+            return "write 'sha256/', not 'sha256:'"
+        return f"{name} pins are not supported"
+    if size is not None:
+        return f"{size} bytes, a SHA-256 pin has 32"
+    if len(value) == 43 and not value.endswith("="):
+        return "not base64 (is the final '=' missing?)"
+    return "not base64"
+
+
 def parse_pin(pin: str | bytes) -> bytes:
     """Parse an SPKI pin (RFC 7858 section 4.2) into the 32-byte SHA-256 digest.
 
     Accepts ``"sha256/BASE64"`` (the form ``dotclient probe`` and HPKP print), a bare
-    base64 digest, or the 32 raw digest bytes.
+    base64 digest, or the 32 raw digest bytes. A malformed pin raises ``ValueError``
+    saying which form is expected (a pin is not a server spec: not
+    :class:`InvalidServerSpec`).
     """
     if isinstance(pin, bytes) and len(pin) == 32:
         return pin
     if isinstance(pin, bytes) and not pin.isascii():
-        raise InvalidServerSpec(f"invalid SPKI pin: {len(pin)} raw bytes, a SHA-256 digest has 32")
+        raise ValueError(f"invalid SPKI pin: {len(pin)} raw bytes, a SHA-256 digest has 32")
     text = pin.decode("ascii", "replace") if isinstance(pin, bytes) else pin
     if not isinstance(text, str):
         raise TypeError(f"a pin is a str, not {type(pin).__name__}")
@@ -73,13 +97,12 @@ def parse_pin(pin: str | bytes) -> bytes:
             value = value[len(prefix) :].strip('"')
             break
     try:
-        digest = base64.b64decode(value, validate=True)
+        digest: bytes | None = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidServerSpec(f"invalid SPKI pin {text!r}: not base64") from None
-    if len(digest) != 32:
-        raise InvalidServerSpec(
-            f"invalid SPKI pin {text!r}: {len(digest)} bytes, a SHA-256 pin has 32"
-        )
+        digest = None
+    if digest is None or len(digest) != 32:
+        problem = _pin_problem(value, None if digest is None else len(digest))
+        raise ValueError(f"invalid SPKI pin {text!r}: {problem}; {_PIN_FORM}")
     return digest
 
 
@@ -220,10 +243,24 @@ def _parse_text(spec: str) -> Server:
     text = spec.strip()
     if not text:
         raise InvalidServerSpec("empty server spec")
+    scheme, sep, after = text.partition("://")
+    if sep:
+        if scheme.lower() != "tls":
+            raise InvalidServerSpec(
+                f"server spec {spec!r} has a scheme {scheme + '://'!r}: specs take none "
+                "(or tls://), e.g. 1.1.1.1, 1.1.1.1:853#cloudflare-dns.com, dns.google"
+            )
+        text = after  # tls://HOST[:PORT], as stubby, kdig and others write DoT servers
     preset = PRESETS.get(text.lower())
     if preset is not None:
         return preset
     rest, sep, name = text.partition("#")
+    if sep and rest.lower() in PRESETS:
+        raise InvalidServerSpec(
+            f"{rest!r} in server spec {spec!r} is a preset with its own authentication name "
+            f"({PRESETS[rest.lower()].auth_name}); for another one give an address: "
+            f"{PRESETS[rest.lower()].host}#{name}"
+        )
     if sep and not name:
         raise InvalidServerSpec(f"empty authentication name after '#' in server spec {spec!r}")
     auth_name = name or None

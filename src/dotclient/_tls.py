@@ -132,9 +132,13 @@ class Attempt:
     fallback: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class TLSInfo:
-    """What the handshake gave: negotiated parameters and the authentication outcome."""
+    """What the handshake gave: negotiated parameters and the authentication outcome.
+
+    ``pins`` gives ``peer_pins`` in the ``sha256/BASE64`` form that ``pins=`` takes; the
+    repr shows them so, and counts the certificates rather than dumping their DER.
+    """
 
     version: str
     cipher: str | None
@@ -150,6 +154,19 @@ class TLSInfo:
     #: The certificates behind ``peer_pins``, DER, leaf first (the verified chain, or as
     #: sent when nothing was verified): for tools that show subject, issuer and expiry.
     peer_certificates: tuple[bytes, ...] = ()
+
+    @property
+    def pins(self) -> tuple[str, ...]:
+        """``peer_pins`` as ``sha256/BASE64`` strings, leaf first: ready for ``pins=``."""
+        return tuple(format_pin(d) for d in self.peer_pins)
+
+    def __repr__(self) -> str:
+        return (
+            f"TLSInfo(version={self.version!r}, cipher={self.cipher!r}, alpn={self.alpn!r}, "
+            f"authenticated={self.authenticated!r}, auth_error={self.auth_error!r}, "
+            f"resumed={self.resumed!r}, pins={list(self.pins)!r}, "
+            f"certificates={len(self.peer_certificates)})"
+        )
 
 
 class TLSPolicy:
@@ -197,6 +214,10 @@ class TLSPolicy:
             )
         # Built now, so a bad ca_file is reported when the client is made.
         self._attempts = self._build_attempts()
+        # check() reads every handshake's certificates with cryptography: its first
+        # import (tens of ms) belongs here, not in the first query's elapsed time.
+        import cryptography.x509  # noqa: F401
+        from cryptography.hazmat.primitives import serialization  # noqa: F401
 
     @staticmethod
     def _choose_sni(server: Server, sni: str | bool | None) -> str | None:

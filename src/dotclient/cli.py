@@ -12,20 +12,30 @@ See ``docs/cli.md``. Tables and the progress bar need ``rich`` (``pip install
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
+from typing import NoReturn
 
 from . import __version__
-from ._cli.common import EXIT_OK, EXIT_USAGE, UsageError, error, exit_code
+from ._cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    error,
+)
 
 __all__ = ["main"]
 
 _COMMANDS = ("query", "probe", "bulk")
 
 _USAGE = f"""\
-usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] [options]
-       dotclient probe SERVER [options]
+usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] ... [-x ADDR] [options]
+       dotclient probe [SERVER] [options]
        dotclient bulk FILE [options]
 
 DNS over TLS from the command line (dotclient {__version__}).
@@ -38,7 +48,8 @@ commands:
 
 'dotclient COMMAND --help' describes each. Exit codes: 0 ok, 1 an RCODE other than
 NOERROR (query) / WARN (probe) / some names failed (bulk), 2 bad usage, 3 network
-failure or timeout, 4 TLS or authentication failure, 5 protocol error.
+failure or timeout, 4 TLS or authentication failure, 5 protocol error, 130
+interrupted (Ctrl-C), 141 standard output closed early (e.g. piped into head).
 """
 
 
@@ -57,8 +68,17 @@ def _module(command: str) -> ModuleType:
     return query
 
 
+class _ArgumentError(Exception):
+    """argparse's complaint about the command line, raised instead of exiting."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise _ArgumentError(message)
+
+
 def _parser(command: str, module: ModuleType) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"dotclient {command}",
         description=module.DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,18 +102,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.pop(0)
     module = _module(command)
     parser = _parser(command, module)
+    # Usage errors are JSON too when JSON was asked for (query and probe).
+    wants_json = "--json" in args and command != "bulk"
     try:
         namespace = parser.parse_intermixed_args(args)
-    except SystemExit as exc:  # argparse has printed the usage error or the help
+    except SystemExit as exc:  # argparse has printed the help
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except _ArgumentError as exc:
+        if wants_json:
+            return _usage_error(command, str(exc), as_json=True)
+        parser.print_usage(sys.stderr)
+        return _usage_error(command, str(exc), as_json=False)
+    namespace.argv = args  # as typed after the command name (bulk's resume hint)
     try:
         code: int = module.run(namespace)
     except UsageError as exc:
-        error(command, f"error: {exc}")
-        return EXIT_USAGE
+        return _usage_error(command, str(exc), as_json=wants_json)
     except KeyboardInterrupt:
         error(command, "interrupted")
-        return 130
-    except BrokenPipeError:  # e.g. piped into head: not an error worth a traceback
-        return exit_code(BrokenPipeError())
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. piped into head: the reader has what it wanted
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     return code
+
+
+def _usage_error(command: str, message: str, *, as_json: bool) -> int:
+    """Report bad usage: one line on standard error, or a JSON object with --json."""
+    if as_json:
+        document = {"error": f"UsageError: {message}", "exit_code": EXIT_USAGE}
+        print(json.dumps(document, indent=2))
+    else:
+        error(command, f"error: {message}")
+    return EXIT_USAGE
+
+
+def _silence_stdout() -> None:
+    """Point the real standard output at /dev/null, so that the interpreter's last flush
+    of what is still buffered does not fail again ("Exception ignored ...")."""
+    if sys.stdout is not sys.__stdout__ or sys.stdout is None:
+        return  # replaced (a test's capture): not ours to touch
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

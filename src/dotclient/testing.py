@@ -25,6 +25,7 @@ server's binary is looked up when the server object is created
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as _dt
@@ -35,7 +36,9 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -53,6 +56,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 __all__ = [
     "DEFAULT_ZONE",
     "DEFAULT_ZONE_ORIGIN",
+    "DelayedServer",
     "DnsdistServer",
     "IssuedCert",
     "NamedServer",
@@ -481,7 +485,59 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> None:
+# The watchdog of one server process: it waits on a pipe from the process that started
+# the server. A byte means "stopped as usual": nothing to do. End of file means that
+# process died without stopping the server (SIGTERM, SIGKILL, a crash: no finalizer or
+# atexit ran), so the watchdog ends the server and removes its directory.
+_WATCHDOG = r"""
+import os, shutil, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+pid, tmpdir = int(sys.argv[1]), sys.argv[2]
+if sys.stdin.buffer.read(1):
+    sys.exit(0)
+
+def gone():
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        break
+    deadline = time.monotonic() + wait
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if gone():
+        break
+shutil.rmtree(tmpdir, ignore_errors=True)
+"""
+
+
+def _watchdog(pid: int, tmpdir: str) -> subprocess.Popen[bytes]:
+    """Start the watchdog of server ``pid`` (see ``_WATCHDOG``)."""
+    return subprocess.Popen(
+        [sys.executable, "-I", "-S", "-c", _WATCHDOG, str(pid), tmpdir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _shutdown(
+    proc: subprocess.Popen[bytes],
+    stderr: IO[bytes],
+    tmpdir: str,
+    watchdog: subprocess.Popen[bytes] | None = None,
+) -> None:
     """Stop a server and release everything; used by stop() and as a GC/exit finalizer."""
     try:
         if proc.poll() is None:
@@ -494,6 +550,12 @@ def _shutdown(proc: subprocess.Popen[bytes], stderr: IO[bytes], tmpdir: str) -> 
     finally:
         stderr.close()
         shutil.rmtree(tmpdir, ignore_errors=True)
+        if watchdog is not None and watchdog.stdin is not None:
+            with contextlib.suppress(OSError):
+                watchdog.stdin.write(b"x")  # stopped as usual: the watchdog just exits
+            with contextlib.suppress(OSError):
+                watchdog.stdin.close()
+            watchdog.wait()
 
 
 _S = TypeVar("_S", bound="_ServerProcess")
@@ -689,9 +751,14 @@ class _ServerProcess:
                 stderr.close()
             shutil.rmtree(tmpdir, ignore_errors=True)
             raise
+        try:
+            watchdog = _watchdog(proc.pid, tmpdir)
+        except BaseException:
+            _shutdown(proc, stderr, tmpdir)
+            raise
         self._proc = proc
         self._tmpdir = tmpdir
-        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir)
+        self._finalizer = weakref.finalize(self, _shutdown, proc, stderr, tmpdir, watchdog)
         try:
             self._wait_ready(proc)
         except BaseException:
@@ -759,7 +826,9 @@ class UnboundServer(_ServerProcess):
 
     Use as ``with UnboundServer(cert) as server: ...`` or call :meth:`start`
     and :meth:`stop`. A server that is never stopped is killed when it is
-    garbage collected or when the interpreter exits.
+    garbage collected or when the interpreter exits, and by a watchdog process
+    (which also removes its directory) when the process that started it dies
+    without exiting cleanly (SIGTERM, SIGKILL).
 
     Latency note: unbound does not set ``TCP_NODELAY`` on DoT connections, and
     with TLS 1.3 it writes its session tickets just before the first response,
@@ -1073,3 +1142,213 @@ class DnsdistServer(_ServerProcess):
             lines.append(f"setMaxTCPQueriesPerConnection({self.max_queries_per_connection})")
         lines += self.extra_config.splitlines()
         return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# A slow server: a delaying DoT proxy in front of a real one
+# ---------------------------------------------------------------------------
+
+
+class DelayedServer:
+    """A DoT server on loopback that answers each query after ``delay`` seconds; a
+    context manager.
+
+    Neither unbound, named nor dnsdist can delay a DNS-over-TLS answer (dnsdist's
+    ``DelayAction`` is UDP only), so this is an **in-process** TLS proxy (an asyncio
+    loop in a thread of its own): it terminates TLS with ``cert``, reads each query (any
+    number pipelined per connection, one task per query), holds it for ``delay``
+    seconds, then sends it as plain DNS over UDP to ``upstream`` (a ``(host, port)``:
+    the ``port`` of an :class:`UnboundServer` also answers plain UDP) and writes the
+    upstream's answer back, in whatever order the queries complete. The answers are
+    the real server's; large ones may come back truncated (TC), as over UDP.
+
+    It counts what a test needs to see concurrency where it matters: ``in_flight``
+    (queries received and not yet answered), ``max_in_flight`` (the most at once since
+    the start or :meth:`reset_counts`), ``queries`` (received) and ``connections``
+    (accepted).
+
+    ``delay`` may be changed while the server runs; ``None`` holds every query until the
+    connection closes (a server that never answers).
+    """
+
+    def __init__(
+        self,
+        cert: IssuedCert,
+        upstream: tuple[str, int],
+        *,
+        delay: float | None = 0.1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        ipaddress.ip_address(host)
+        self.cert = cert
+        self.upstream = upstream
+        self.delay = delay
+        self.host = host
+        self.port = port
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.queries = 0
+        self.connections = 0
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+
+    @property
+    def address(self) -> str:
+        """The address the server listens on (``host``)."""
+        return self.host
+
+    @property
+    def running(self) -> bool:
+        """Whether the proxy is serving."""
+        return self._thread is not None
+
+    def reset_counts(self) -> None:
+        """Zero ``max_in_flight``, ``queries`` and ``connections``."""
+        with self._lock:
+            self.max_in_flight = self.in_flight
+            self.queries = 0
+            self.connections = 0
+
+    def start(self) -> None:
+        """Start serving; returns once the port is bound (``port`` is then set)."""
+        if self._thread is not None:
+            raise RuntimeError("DelayedServer already started")
+        tmpdir = tempfile.mkdtemp(prefix="dotclient-delayed-")
+        try:
+            cert_path, key_path = self.cert.write(tmpdir, "server")
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(cert_path, key_path)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        problem: list[BaseException] = []
+        stopping = asyncio.Event()
+
+        async def main() -> None:
+            connections: set[asyncio.Task[None]] = set()
+
+            async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                connections.add(task)
+                try:
+                    await self._serve(reader, writer)
+                finally:
+                    connections.discard(task)
+
+            try:
+                server = await asyncio.start_server(
+                    accepted, self.host, self.port, ssl=context, reuse_address=True
+                )
+            except BaseException as exc:
+                problem.append(exc)
+                ready.set()
+                return
+            self.port = int(server.sockets[0].getsockname()[1])
+            ready.set()
+            async with server:
+                await stopping.wait()
+                server.close()
+                for task in list(connections):
+                    task.cancel()
+                await asyncio.gather(*connections, return_exceptions=True)
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(main())
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="dotclient-delayed-server", daemon=True)
+        thread.start()
+        ready.wait()
+        if problem:
+            thread.join()
+            raise RuntimeError(f"DelayedServer could not listen on {self.host}: {problem[0]}")
+        self._thread, self._loop, self._stopping = thread, loop, stopping
+
+    def stop(self) -> None:
+        """Close every connection and stop serving. Does nothing if not running."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None:
+            return
+        assert loop is not None and stopping is not None
+        loop.call_soon_threadsafe(stopping.set)
+        thread.join()
+        self._thread = self._loop = self._stopping = None
+
+    def __enter__(self) -> DelayedServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<DelayedServer {_hostport(self.host, self.port)} delay={self.delay} {state}>"
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.connections += 1
+        answers: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                wire = await reader.readexactly(size)
+                with self._lock:
+                    self.queries += 1
+                    self.in_flight += 1
+                    self.max_in_flight = max(self.max_in_flight, self.in_flight)
+                task = asyncio.ensure_future(self._answer(wire, writer))
+                answers.add(task)
+                task.add_done_callback(answers.discard)
+        except (asyncio.IncompleteReadError, OSError, ssl.SSLError):
+            pass  # the client closed the connection, or broke it
+        finally:
+            for task in list(answers):
+                task.cancel()
+            await asyncio.gather(*answers, return_exceptions=True)
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _answer(self, wire: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            if self.delay is None:
+                await asyncio.Event().wait()  # never answers
+            await asyncio.sleep(self.delay or 0)
+            answer = await self._forward(wire)
+            if not writer.is_closing():
+                writer.write(len(answer).to_bytes(2, "big") + answer)
+        except (OSError, asyncio.TimeoutError):
+            pass  # no answer from upstream: this query goes unanswered
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    async def _forward(self, wire: bytes) -> bytes:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes] = loop.create_future()
+
+        class Upstream(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                if not answer.done():
+                    answer.set_result(data)
+
+            def error_received(self, exc: Exception) -> None:
+                if not answer.done():
+                    answer.set_exception(exc)
+
+        transport, _ = await loop.create_datagram_endpoint(Upstream, remote_addr=self.upstream)
+        try:
+            transport.sendto(wire)
+            return await asyncio.wait_for(answer, 5.0)
+        finally:
+            transport.close()

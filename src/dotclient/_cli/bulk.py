@@ -1,16 +1,18 @@
 """``dotclient bulk FILE``: resolve a list of names to JSON Lines, in constant memory.
 
-How it streams: a reader thread takes the input a batch of lines at a time into a
-bounded queue; ``--concurrency`` worker tasks take names from it and resolve them
-through one :class:`~dotclient.AsyncClient` per server (round-robin over the servers,
-pipelined over each client's connections); each result is written as one JSON line as
-soon as it completes, so output order follows completion, and ``index`` (the input line
-number) ties it back. Nothing is kept per name but a bit for ``--resume``.
+How it streams: a reader thread hands each input line, as it is read, to a bounded
+buffer (:class:`_Feed`); ``--concurrency`` worker tasks all take names from it and
+resolve them through one :class:`~dotclient.AsyncClient` per server (round-robin over
+the servers, pipelined over each client's connections); each result is written as one
+JSON line as soon as it completes, so output order follows completion, and ``index``
+(the input line number) ties it back. Nothing is kept per name but a byte for
+``--resume``.
 
-``--resume`` reads the ``index`` of every line already in the output file into a bitmap
-(one bit per input line: 125 kB per million names), so the output may be in any order
-and a run interrupted anywhere picks up exactly the names it had not written. The input
-must be the same file, in the same order, as the run being resumed.
+``--resume`` reads the ``index`` of every line already in the output file, with a
+one-byte check of its name and type, into a table (:class:`Done`, one byte per input
+line: 1 MB per million names), so the output may be in any order and a run interrupted
+anywhere picks up exactly the names it had not written. The input must be the same, in
+the same order, as in the run being resumed; a line that does not match is refused.
 """
 
 from __future__ import annotations
@@ -21,11 +23,13 @@ import collections
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Iterator
+import zlib
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -35,12 +39,14 @@ import dns.rdatatype
 import dotclient
 
 from .common import (
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_RCODE,
     RICH_MISSING,
     UsageError,
     add_server_options,
     add_tls_options,
+    cli_message,
     client_options,
     describe,
     exit_code,
@@ -57,7 +63,7 @@ it completes. A progress bar with rate and ETA is drawn on a terminal. Exit code
 every name answered (any RCODE), 1 some names failed, 2 bad usage, 3/4/5 every name
 failed (network / TLS / protocol)."""
 
-_BATCH = 512  # input lines read per trip to the reader thread
+_BUFFER = 512  # input lines read ahead of the workers (at least; twice --concurrency)
 _FLUSH_EVERY = 0.5  # seconds between output flushes
 _RETRIED = (dotclient.Timeout, dotclient.ConnectionLost)
 
@@ -159,24 +165,52 @@ class TokenBucket:
             await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-class Bitmap:
-    """One bit per input line: which ones the output already has (``--resume``)."""
+class Done:
+    """Which input lines the output already has (``--resume``), one byte per line: 0 for
+    not done, else a check of the name and type written for it, so that a resumed run
+    can tell a different input (or the same names in another order) and refuse it."""
+
+    _UNKNOWN = 255  # an output line without a name: nothing to check
 
     def __init__(self) -> None:
-        self.bits = bytearray()
+        self.marks = bytearray()
         self.count = 0
+        self.seen = 0  # done lines met in the input so far
 
-    def add(self, index: int) -> None:
-        byte, bit = divmod(index, 8)
-        if byte >= len(self.bits):
-            self.bits.extend(bytes(max(byte + 1 - len(self.bits), len(self.bits))))
-        if not self.bits[byte] & (1 << bit):
-            self.bits[byte] |= 1 << bit
+    @staticmethod
+    def mark(name: str | None, rdtype: str | None) -> int:
+        if not isinstance(name, str) or not isinstance(rdtype, str):
+            return Done._UNKNOWN
+        return 1 + zlib.crc32(f"{name}\0{rdtype}".encode("utf-8", "replace")) % 254
+
+    def add(self, index: int, name: str | None, rdtype: str | None) -> None:
+        if index >= len(self.marks):
+            self.marks.extend(bytes(max(index + 1 - len(self.marks), len(self.marks))))
+        if not self.marks[index]:
             self.count += 1
+        self.marks[index] = self.mark(name, rdtype)
 
     def __contains__(self, index: int) -> bool:
-        byte, bit = divmod(index, 8)
-        return byte < len(self.bits) and bool(self.bits[byte] & (1 << bit))
+        return index < len(self.marks) and bool(self.marks[index])
+
+    def check(self, line: Line) -> None:
+        """Raise :class:`UsageError` unless ``line`` is what the output says it was."""
+        mark = self.marks[line.index]
+        if mark not in (self._UNKNOWN, self.mark(line.name, line.rdtype)):
+            raise UsageError(
+                f"--resume: line {line.index} of the input is {line.name} {line.rdtype}, "
+                "but the output has another name there: resume with the same input, in "
+                "the same order (and the same --type)"
+            )
+        self.seen += 1
+
+    def check_end(self) -> None:
+        """Raise :class:`UsageError` if the output has lines the input did not reach."""
+        if self.seen < self.count:
+            raise UsageError(
+                f"--resume: the output has {self.count - self.seen} names that are not "
+                "in the input: resume with the same input"
+            )
 
 
 def parse_lines(stream: IO[str], default_type: str) -> Iterator[Line]:
@@ -199,9 +233,9 @@ def parse_lines(stream: IO[str], default_type: str) -> Iterator[Line]:
         yield Line(number, name, rdtype, problem)
 
 
-def read_done(path: str) -> Bitmap:
+def read_done(path: str) -> Done:
     """The input line numbers already in the output file; drops a torn last line."""
-    done = Bitmap()
+    done = Done()
     with open(path, "rb+") as f:
         good = 0
         for raw in f:
@@ -209,11 +243,12 @@ def read_done(path: str) -> Bitmap:
                 break  # written in part when the last run stopped
             good += len(raw)
             try:
-                index = json.loads(raw)["index"]
+                record = json.loads(raw)
+                index = record["index"]
             except (ValueError, KeyError, TypeError):
                 continue
             if isinstance(index, int) and index > 0:
-                done.add(index)
+                done.add(index, record.get("name"), record.get("type"))
         f.truncate(good)
     return done
 
@@ -221,8 +256,12 @@ def read_done(path: str) -> Bitmap:
 def run(args: argparse.Namespace) -> int:
     specs = server_specs(args)
     options = client_options(args)
-    if args.concurrency < 1 or args.connections < 1 or args.retries < 0:
-        raise UsageError("--concurrency and --connections must be at least 1, --retries 0 or more")
+    if not 1 <= args.concurrency <= 65535:
+        raise UsageError(f"--concurrency must be 1 to 65535, not {args.concurrency}")
+    if not 1 <= args.connections <= 64:
+        raise UsageError(f"--connections must be 1 to 64, not {args.connections}")
+    if args.retries < 0:
+        raise UsageError(f"--retries must be 0 or more, not {args.retries}")
     if args.rate is not None and args.rate <= 0:
         raise UsageError(f"--rate must be positive, not {args.rate}")
     try:
@@ -243,8 +282,8 @@ def run(args: argparse.Namespace) -> int:
                 )
             )
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    done = Bitmap()
+        raise UsageError(cli_message(str(exc))) from None
+    done = Done()
     with contextlib.ExitStack() as stack:
         source: IO[str] = sys.stdin
         total = None
@@ -255,9 +294,12 @@ def run(args: argparse.Namespace) -> int:
                 raise UsageError(f"cannot read {args.file}: {exc.strerror}") from None
             total = _count_names(args.file)
         if args.output:
+            _refuse_input_as_output(args.file, args.output)
             try:
                 if args.resume and os.path.exists(args.output):
                     done = read_done(args.output)
+                    if args.file != "-" and done.count:
+                        _check_resume(args.file, args.type, done)
                 out: IO[str] = stack.enter_context(
                     open(args.output, "a" if args.resume else "w", encoding="utf-8")
                 )
@@ -268,13 +310,63 @@ def run(args: argparse.Namespace) -> int:
         show = args.progress if args.progress is not None else is_terminal(sys.stderr)
         tally = Tally()
         started = time.monotonic()
-        _run_interruptibly(_bulk(args, clients, source, out, done, tally, total, show))
+        try:
+            _run_interruptibly(_bulk(args, clients, source, out, done, tally, total, show))
+        except KeyboardInterrupt:
+            interrupted = True
+        else:
+            interrupted = False
         elapsed = time.monotonic() - started
+    if interrupted:
+        _interrupted(args, tally)
+        return EXIT_INTERRUPTED
     if not args.quiet:
         _summary(tally, elapsed)
     if tally.failed and tally.failed == tally.done and tally.last_error is not None:
         return exit_code(tally.last_error)
     return EXIT_RCODE if tally.failed else EXIT_OK
+
+
+def _refuse_input_as_output(path: str, output: str) -> None:
+    """Writing the output over the input would destroy it (``-o`` truncates first)."""
+    try:
+        if path == "-":
+            same = os.path.samestat(os.fstat(sys.stdin.fileno()), os.stat(output))
+        else:
+            same = os.path.samefile(path, output)
+    except (OSError, ValueError, AttributeError):  # no such file yet; stdin not a file
+        return
+    if same:
+        what = "standard input" if path == "-" else path
+        raise UsageError(f"--output {output} is the input ({what}): it would be overwritten")
+
+
+def _check_resume(path: str, default_type: str, done: Done) -> None:
+    """Before any query: every line the output has must be the input's line there."""
+    rdtype = dns.rdatatype.to_text(dns.rdatatype.from_text(default_type))
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in parse_lines(f, rdtype):
+            if line.index in done:
+                done.check(line)
+    done.check_end()
+    done.seen = 0  # the run checks again as it reads
+
+
+def _interrupted(args: argparse.Namespace, tally: Tally) -> None:
+    """Ctrl-C: how far the run got, and the command that goes on from there."""
+    print(
+        f"dotclient bulk: interrupted after {tally.done} names ({tally.failed} failed)",
+        file=sys.stderr,
+    )
+    if not args.output:
+        print("  (with --output FILE a run can be resumed with --resume)", file=sys.stderr)
+        return
+    argv = [a for a in getattr(args, "argv", None) or [] if a != "--resume"]
+    if argv:
+        command = "dotclient bulk " + shlex.join(argv) + " --resume"
+    else:
+        command = f"dotclient bulk {shlex.quote(args.file)} ... --resume -o {args.output}"
+    print(f"  to go on: {command}", file=sys.stderr)
 
 
 def _run_interruptibly(main: Coroutine[Any, Any, None]) -> None:
@@ -329,78 +421,38 @@ async def _bulk(
     clients: list[dotclient.AsyncClient],
     source: IO[str],
     out: IO[str],
-    done: Bitmap,
+    done: Done,
     tally: Tally,
     total: int | None,
     show: bool,
 ) -> None:
-    queue: asyncio.Queue[list[Line]] = asyncio.Queue(maxsize=4)  # from the reader thread
-    ready: asyncio.Queue[list[Line] | None] = asyncio.Queue(maxsize=4)  # to the workers
     bucket = TokenBucket(args.rate) if args.rate else None
     writer = _Writer(out)
     turn = 0  # round-robin position over the clients
     lines = parse_lines(source, dns.rdatatype.to_text(dns.rdatatype.from_text(args.type)))
-    stop = threading.Event()
-
-    def read_batch() -> list[Line]:
-        batch: list[Line] = []
-        for line in lines:
-            if stop.is_set():
-                break
-            if line.index in done:
-                tally.skipped += 1
-                continue
-            batch.append(line)
-            if len(batch) >= _BATCH:
-                break
-        return batch
-
-    loop = asyncio.get_running_loop()
+    feed = _Feed(asyncio.get_running_loop(), max(_BUFFER, 2 * args.concurrency))
 
     def read_all() -> None:
         # A daemon thread of its own, not an executor's: a read blocked on a pipe that
         # never ends must not keep the process from exiting (Ctrl-C).
         try:
-            while not stop.is_set():
-                batch = read_batch()
-                asyncio.run_coroutine_threadsafe(queue.put(batch), loop).result()
-                if not batch:
-                    return
-        except Exception as exc:  # the loop is gone (interrupted), or reading failed
-            failed.append(exc)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, [])
-
-    failed: list[Exception] = []
-
-    async def reader() -> None:
-        threading.Thread(target=read_all, name="dotclient-bulk-reader", daemon=True).start()
-        while True:
-            batch = await queue.get()
-            if not batch:
-                break
-            await ready.put(batch)
-        if failed and not stop.is_set():
-            raise failed[0]
-        for _ in range(args.concurrency):
-            await ready.put(None)
-
-    pending: collections.deque[Line] = collections.deque()
-
-    async def next_line() -> Line | None:
-        while not pending:
-            if ready.empty():
-                writer.flush()  # waiting for input: let what is done be seen now
-            batch = await ready.get()
-            if batch is None:
-                return None
-            pending.extend(batch)
-        return pending.popleft()
+            for line in lines:
+                if line.index in done:
+                    done.check(line)
+                    tally.skipped += 1
+                    continue
+                if not feed.put(line):
+                    return  # stopped
+            done.check_end()
+        except Exception as exc:  # reading failed, or --resume met another input
+            feed.end(exc)
+        else:
+            feed.end()
 
     async def worker() -> None:
         nonlocal turn
         while True:
-            line = await next_line()
+            line = await feed.get(writer.flush)
             if line is None:
                 return
             first = turn
@@ -415,18 +467,91 @@ async def _bulk(
         async with contextlib.AsyncExitStack() as stack:
             for client in clients:
                 await stack.enter_async_context(client)
-            read = asyncio.ensure_future(reader())
+            threading.Thread(target=read_all, name="dotclient-bulk-reader", daemon=True).start()
             try:
                 await asyncio.gather(*(worker() for _ in range(args.concurrency)))
             finally:
-                stop.set()
-                read.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await read
+                feed.stop()
+            if feed.error is not None:
+                raise feed.error
     finally:
-        writer.flush()
-        if progress is not None:
-            progress.stop()
+        try:
+            writer.flush()
+        finally:
+            if progress is not None:
+                progress.stop()
+
+
+class _Feed:
+    """Input lines from the reader thread to the workers, one at a time, as they come.
+
+    A bounded buffer (the thread waits while it is full, so memory stays constant) that
+    wakes the event loop only when it goes from empty to not empty: a slow producer
+    (``tail -f log | dotclient bulk -``) has each line resolved as soon as it is read,
+    and a fast one costs one wake-up per burst, not per line. Every idle worker waits on
+    the same event, so all ``--concurrency`` of them take lines as soon as there are
+    some (a queue of batches handed each batch to one worker).
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.lines: collections.deque[Line] = collections.deque()
+        self.lock = threading.Condition()
+        self.ready = asyncio.Event()  # set: there are lines, or the input ended
+        self.ended = False
+        self.stopped = False
+        self.error: Exception | None = None
+
+    # -- the reader thread's side
+
+    def put(self, line: Line) -> bool:
+        """Add a line, waiting while the buffer is full; False once stopped."""
+        with self.lock:
+            while len(self.lines) >= self.limit and not self.stopped:
+                self.lock.wait()
+            if self.stopped:
+                return False
+            wake = not self.lines
+            self.lines.append(line)
+        if wake:
+            self._wake()
+        return True
+
+    def end(self, error: Exception | None = None) -> None:
+        """No more lines: the input ended, or reading it failed with ``error``."""
+        with self.lock:
+            self.ended = True
+            self.error = error
+        self._wake()
+
+    def _wake(self) -> None:
+        # The loop is gone once the run was interrupted: then nobody is waiting.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self.ready.set)
+
+    # -- the event loop's side
+
+    async def get(self, idle: Callable[[], None]) -> Line | None:
+        """The next line, or None at the end of the input; calls ``idle`` before it
+        waits (to flush the output: what is done is seen while the input is slow)."""
+        while True:
+            with self.lock:
+                if self.lines:
+                    if len(self.lines) >= self.limit:
+                        self.lock.notify()
+                    return self.lines.popleft()
+                if self.ended or self.stopped:
+                    return None
+                self.ready.clear()  # under the lock: a put after this sets it again
+            idle()
+            await self.ready.wait()
+
+    def stop(self) -> None:
+        """Let the reader thread go: it stops at its next line."""
+        with self.lock:
+            self.stopped = True
+            self.lock.notify_all()
 
 
 async def _resolve(
@@ -464,6 +589,8 @@ async def _resolve(
                 attempt += 1
                 tally.retries += 1
                 continue
+            if attempt:
+                record["retries"] = attempt
             return _failed(record, exc, tally)
         except (dotclient.DoTError, ValueError) as exc:
             return _failed(record, exc, tally)
@@ -502,8 +629,12 @@ class _Writer:
             self.flushed = now
 
     def flush(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
+        try:
             self.out.flush()
+        except BrokenPipeError:
+            raise  # the reader is gone (| head): stop, with EXIT_BROKEN_PIPE
+        except (OSError, ValueError):
+            pass
 
 
 class _Progress:

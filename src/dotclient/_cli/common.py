@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import ModuleType
 from typing import Any, TextIO
 
 import dotclient
+from dotclient._server import DEFAULT_SERVER_ENV, parse_pin
 
 #: The answer came back with RCODE NOERROR (query), the verdict is OK (probe), every
 #: name got an answer (bulk).
@@ -25,6 +28,11 @@ EXIT_NETWORK = 3
 EXIT_TLS = 4
 #: The server broke the protocol (framing, mismatched or malformed answer).
 EXIT_PROTOCOL = 5
+#: Ctrl-C (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+#: Standard output was closed early (``| head``): 128 + SIGPIPE, the status of a tool
+#: that the signal ended, as shells report it; nothing is printed.
+EXIT_BROKEN_PIPE = 141
 
 RICH_MISSING = "this needs the 'rich' package: pip install 'dotclient[cli]'"
 
@@ -147,16 +155,41 @@ def server_specs(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[st
     specs = list(extra) + list(args.server)
     for listed in args.servers:
         specs += [s.strip() for s in listed.split(",") if s.strip()]
+    if not specs:
+        from_env = os.environ.get(DEFAULT_SERVER_ENV, "").strip()
+        if not from_env:
+            return [None]  # the library's default: cloudflare
+        specs = [from_env]
+        try:
+            dotclient.parse_server(from_env)
+        except ValueError as exc:
+            raise UsageError(f"${DEFAULT_SERVER_ENV}: {exc}") from None
+    seen: dict[str, str] = {}
     for spec in specs:
         try:
-            dotclient.parse_server(spec)
+            server = str(dotclient.parse_server(spec))
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    return list(specs) if specs else [None]
+        if server in seen:
+            same = "" if seen[server] == spec else f" (as {seen[server]!r} and {spec!r})"
+            raise UsageError(f"server {server} is listed twice{same}")
+        seen[server] = spec
+    return list(specs)
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for :class:`dotclient.Client` / :class:`dotclient.AsyncClient`."""
+    """Keyword arguments for :class:`dotclient.Client` / :class:`dotclient.AsyncClient`.
+
+    Every option is checked here, with the option's own name in the message; the
+    library's messages speak its keyword arguments (:func:`cli_message` translates
+    what is left)."""
+    if args.pin_only and not args.pin:
+        raise UsageError("--pin-only needs at least one --pin sha256/BASE64")
+    for pin in args.pin:
+        try:
+            parse_pin(pin)
+        except ValueError as exc:
+            raise UsageError(f"--pin: {exc}") from None
     options: dict[str, Any] = {
         "timeout": args.timeout,
         "auth_name": args.auth_name,
@@ -182,6 +215,44 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be positive, not {args.timeout}")
     return options
+
+
+# The library's keyword arguments, as the command line spells them.
+_API_NAMES = [
+    (re.compile(r"pin_only=True"), "--pin-only"),
+    (re.compile(r"\(pins=\[\.\.\.\]\)"), "(--pin)"),
+    (re.compile(r"\bca_file\b"), "--ca-file"),
+    (re.compile(r"\bmax_connections\b"), "--connections"),
+    (re.compile(r"\bidle_timeout\b"), "--idle-timeout"),
+    (re.compile(r"\bauth_name\b"), "--auth-name"),
+    (re.compile(r"\bsni\b"), "--sni"),
+]
+
+
+def cli_message(message: str) -> str:
+    """A library ``ValueError`` message with its keyword arguments named as options."""
+    for pattern, option in _API_NAMES:
+        message = pattern.sub(option, message)
+    return message
+
+
+def hints(errors: Iterable[BaseException]) -> list[str]:
+    """What to try next, for failures with a usual cause (one line each, no repeats)."""
+    found: list[str] = []
+    for exc in errors:
+        text = str(exc)
+        hint = None
+        if isinstance(exc, dotclient.AuthenticationError) and any(
+            reason in text
+            for reason in ("self-signed", "unable to get local issuer", "self signed")
+        ):
+            hint = (
+                "the server's certificate does not chain to a trusted CA: give its CA "
+                "with --ca-file PEM, or pin its key with --pin (dotclient probe shows it)"
+            )
+        if hint is not None and hint not in found:
+            found.append(hint)
+    return found
 
 
 def require_rich() -> ModuleType:

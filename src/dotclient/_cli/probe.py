@@ -30,13 +30,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.edns
+import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rdatatype
 
 import dotclient
 
+from .._exceptions import map_io_errors
 from .common import (
     EXIT_OK,
     EXIT_PROTOCOL,
@@ -44,12 +47,15 @@ from .common import (
     EXIT_TLS,
     UsageError,
     add_tls_options,
+    cli_message,
     client_options,
     describe,
     exit_code,
     format_pin,
+    hints,
     is_terminal,
     require_rich,
+    server_specs,
 )
 
 DESCRIPTION = """\
@@ -71,7 +77,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "server",
         metavar="SERVER",
-        help="server spec: 9.9.9.9, 9.9.9.9#dns.quad9.net, [::1]:853#dot.test, dns.google, quad9",
+        nargs="?",
+        help="server spec: 9.9.9.9, 9.9.9.9#dns.quad9.net, [::1]:853#dot.test, dns.google, "
+        "quad9 (default $DOTCLIENT_SERVER, else cloudflare)",
     )
     add_tls_options(parser, profile=False, padding=False)
     group = parser.add_argument_group("probe")
@@ -117,10 +125,16 @@ class Probe:
 
 
 def run(args: argparse.Namespace) -> int:
+    (spec,) = server_specs(
+        argparse.Namespace(server=[args.server] if args.server else [], servers=[])
+    )
+    server = dotclient.parse_server(spec)
     try:
-        server = dotclient.parse_server(args.server)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        dns.name.from_text(args.name)
+    except dns.exception.DNSException as exc:
+        raise UsageError(f"--name {args.name!r} is not a domain name: {exc}") from None
+    if args.expiry_warning < 0:
+        raise UsageError(f"--expiry-warning must be 0 or more, not {args.expiry_warning}")
     rdtype = args.type or ("NS" if args.name == "." else "A")
     try:
         dns.rdatatype.from_text(rdtype)
@@ -130,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     try:  # check the options (pins, ca_file) before any I/O
         dotclient.Client(server, **options).close()
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(cli_message(str(exc))) from None
     if not args.json:
         require_rich()
     warning = datetime.timedelta(days=args.expiry_warning)
@@ -172,7 +186,10 @@ def probe_server(probe: Probe) -> tuple[str, str, int]:
     if fails:
         code = EXIT_TLS if any(c.label == "authentication" for c in fails) else EXIT_PROTOCOL
         return "FAIL", "; ".join(f"{c.label}: {c.value}" for c in fails), code
-    summary = f"answers DoT with {tls['version']}, authenticated as {auth_name or server.host}"
+    if probe.options.get("pin_only"):
+        summary = f"answers DoT with {tls['version']}, authenticated by its pin alone"
+    else:
+        summary = f"answers DoT with {tls['version']}, authenticated as {auth_name or server.host}"
     if warns:
         return (
             "WARN",
@@ -194,6 +211,7 @@ def _ms(seconds: float) -> float:
 
 def _tcp(probe: Probe) -> tuple[str, int] | None:
     server = probe.server
+    infos: list[Any] = []
     try:
         started = time.perf_counter()
         infos = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
@@ -204,9 +222,9 @@ def _tcp(probe: Probe) -> tuple[str, int] | None:
         with socket.create_connection((host, port), timeout=probe.timeout):
             connect = time.perf_counter() - started
     except OSError as exc:
-        probe.failure = dotclient.ConnectError(f"cannot connect to {server}: {exc}")
-        probe.report["tcp"] = {"reachable": False, "error": str(exc)}
-        probe.add("TCP", f"{server.host} port {server.port}: {exc}", "fail")
+        probe.failure = _classified(exc, "connect" if infos else "resolve", server)
+        probe.report["tcp"] = {"reachable": False, "error": str(probe.failure)}
+        probe.add("TCP", describe(probe.failure), "fail")
         return None
     probe.report["tcp"] = {
         "reachable": True,
@@ -216,6 +234,17 @@ def _tcp(probe: Probe) -> tuple[str, int] | None:
     }
     probe.add("TCP", f"{host} port {port} reachable, connect {connect * 1000:.1f} ms")
     return host, port
+
+
+def _classified(exc: BaseException, phase: str, server: dotclient.Server) -> BaseException:
+    """The library's exception for a raw socket or TLS error: the probe's steps fail with
+    the same class and message (and so exit code) as a query would."""
+    try:
+        with map_io_errors(phase, server):
+            raise exc
+    except dotclient.DoTError as mapped:
+        return mapped
+    return exc  # not reached: map_io_errors maps every OSError
 
 
 def _raw_context() -> ssl.SSLContext:
@@ -250,9 +279,9 @@ def _handshake(probe: Probe, address: tuple[str, int], auth_name: str | None) ->
                 cipher = tls.cipher()
                 alpn = tls.selected_alpn_protocol()
     except (OSError, ssl.SSLError) as exc:
-        probe.failure = dotclient.TLSError(f"TLS handshake with {probe.server} failed: {exc}")
-        probe.report["tls"] = {"error": str(exc)}
-        probe.add("TLS", str(exc), "fail")
+        probe.failure = _classified(exc, "handshake", probe.server)
+        probe.report["tls"] = {"error": str(probe.failure)}
+        probe.add("TLS", describe(probe.failure), "fail")
         return False
     probe.report["tls"] = {
         "version": version,
@@ -324,10 +353,14 @@ def _authentication(probe: Probe, response: dotclient.Response, verify_name: str
     else:
         names = ", ".join(leaf["sans"]) if leaf else "no certificate"
         probe.add("name", f"{verify_name} is NOT in the certificate ({names})", "fail")
+    probe.report["authentication_checked"] = _what_was_checked(probe.options)
     if tls.authenticated:
-        probe.add("authentication", "yes: chain, name and pins check out (strict profile)")
+        probe.add("authentication", "yes: " + _what_was_checked(probe.options))
     else:
         probe.add("authentication", f"FAILED: {tls.auth_error}", "fail")
+        error = dotclient.AuthenticationError(tls.auth_error or "")
+        for hint in hints([error]):
+            probe.add("hint", hint, "info")
     now = datetime.datetime.now(datetime.timezone.utc)
     for index, cert in enumerate(chain):
         expires = datetime.datetime.fromisoformat(cert["not_after"])
@@ -336,6 +369,15 @@ def _authentication(probe: Probe, response: dotclient.Response, verify_name: str
             probe.add(f"certificate {index}", f"EXPIRED on {cert['not_after']}", "fail")
         elif left < probe.expiry_warning:
             probe.add(f"certificate {index}", f"expires in {_duration(left)}", "warn")
+
+
+def _what_was_checked(options: dict[str, Any]) -> str:
+    """What the library's strict profile checked, given the options."""
+    if options.get("pin_only"):
+        return "the pin matches the server's certificate (--pin-only: chain and name not checked)"
+    trust = "--ca-file" if options.get("ca_file") else "the system CAs (certifi)"
+    pins = ", and a pin matches" if options.get("pins") else ""
+    return f"chain verified against {trust}, name matches{pins} (strict profile)"
 
 
 def _duration(delta: datetime.timedelta) -> str:
@@ -464,10 +506,14 @@ def _resumption(probe: Probe, client: dotclient.Client) -> None:
         probe.add("resumption", "no: the server did not resume the TLS session", "info")
 
 
-def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> None:
-    """Write several queries at once on one raw connection; read the answers' IDs."""
+def _raw_queries(
+    probe: Probe, address: tuple[str, int], auth_name: str | None, *, one_record: bool
+) -> tuple[list[int], list[int]]:
+    """Write ``_ORDER_QUERIES`` queries at once on a raw TLS connection, each in a TLS
+    record of its own (as the library pipelines) or all in one; return the IDs sent
+    and the IDs of the answers, in the order they came."""
     ids: list[int] = []
-    wire = b""
+    frames: list[bytes] = []
     for index in range(_ORDER_QUERIES):
         query = dns.message.make_query(
             probe.name, _ORDER_TYPES[index % len(_ORDER_TYPES)], use_edns=0, pad=128
@@ -477,32 +523,46 @@ def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> Non
             query.id = secrets.randbelow(65536)
         ids.append(query.id)
         data = query.to_wire()
-        wire += len(data).to_bytes(2, "big") + data
+        frames.append(len(data).to_bytes(2, "big") + data)
     seen: list[int] = []
     deadline = time.monotonic() + min(probe.timeout, 3.0)
-    try:
-        with socket.create_connection(address, timeout=probe.timeout) as sock:
-            with _raw_context().wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
-                tls.sendall(wire)
-                buffer = b""
-                while len(seen) < len(ids) and time.monotonic() < deadline:
-                    tls.settimeout(max(deadline - time.monotonic(), 0.01))
+    with socket.create_connection(address, timeout=probe.timeout) as sock:
+        with _raw_context().wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
+            if one_record:
+                tls.sendall(b"".join(frames))
+            else:
+                for frame in frames:
+                    tls.sendall(frame)  # one sendall, one TLS record
+            buffer = b""
+            while len(seen) < len(ids) and time.monotonic() < deadline:
+                tls.settimeout(max(deadline - time.monotonic(), 0.01))
+                try:
                     chunk = tls.recv(65536)
-                    if not chunk:
-                        break
-                    buffer += chunk
-                    while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(
-                        buffer[:2], "big"
-                    ):
-                        size = int.from_bytes(buffer[:2], "big")
-                        seen.append(int.from_bytes(buffer[2:4], "big"))
-                        buffer = buffer[2 + size :]
+                except TimeoutError:
+                    break
+                if not chunk:
+                    break
+                buffer += chunk
+                while len(buffer) >= 2 and len(buffer) >= 2 + int.from_bytes(buffer[:2], "big"):
+                    size = int.from_bytes(buffer[:2], "big")
+                    seen.append(int.from_bytes(buffer[2:4], "big"))
+                    buffer = buffer[2 + size :]
+    return ids, [i for i in seen if i in ids]
+
+
+def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> None:
+    """Pipelining as the library does it (one query per TLS record), the order of the
+    answers, and whether the server also reads several queries sent in one record."""
+    try:
+        ids, answered = _raw_queries(probe, address, auth_name, one_record=False)
     except (OSError, ssl.SSLError) as exc:
-        probe.report["out_of_order"] = {"error": str(exc), "sent": len(ids), "answered": len(seen)}
+        error = _classified(exc, "receive", probe.server)
+        probe.report["out_of_order"] = {"error": str(error), "sent": _ORDER_QUERIES}
         probe.report["pipelining"] = False
-        probe.add("pipelining", f"{len(ids)} queries written at once: {exc}", "warn")
+        probe.add(
+            "pipelining", f"{_ORDER_QUERIES} queries written at once: {describe(error)}", "warn"
+        )
         return
-    answered = [i for i in seen if i in ids]
     out_of_order = answered != [i for i in ids if i in answered]
     probe.report["out_of_order"] = {
         "sent": len(ids),
@@ -513,7 +573,8 @@ def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> Non
     if len(answered) < len(ids):
         probe.add(
             "pipelining",
-            f"no: {len(answered)} of {len(ids)} queries written at once were answered",
+            f"no: {len(answered)} of {len(ids)} queries written at once (one per TLS record) "
+            "were answered",
             "warn",
         )
         return
@@ -528,6 +589,30 @@ def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> Non
             f"not seen: {len(ids)} queries written at once came back in order",
             "info",
         )
+    _one_record(probe, address, auth_name)
+
+
+def _one_record(probe: Probe, address: tuple[str, int], auth_name: str | None) -> None:
+    """Several queries in one TLS record: RFC 7766 allows it, some servers (dnsdist 1.7
+    without maxInFlight) read only the first. dotclient sends one query per record, so
+    this is reported, not judged."""
+    try:
+        ids, answered = _raw_queries(probe, address, auth_name, one_record=True)
+    except (OSError, ssl.SSLError) as exc:
+        error = _classified(exc, "receive", probe.server)
+        probe.report["one_record"] = {"sent": _ORDER_QUERIES, "error": str(error)}
+        probe.add("queries in one record", describe(error), "info")
+        return
+    probe.report["one_record"] = {"sent": len(ids), "answered": len(answered)}
+    if len(answered) == len(ids):
+        probe.add("queries in one record", f"all {len(ids)} answered")
+    else:
+        probe.add(
+            "queries in one record",
+            f"only {len(answered)} of {len(ids)} answered: the server reads one query per "
+            "TLS record (dotclient sends one per record, so it is not affected)",
+            "info",
+        )
 
 
 _STYLES = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "bold red"}
@@ -538,7 +623,11 @@ def show(probe: Probe, verdict: str, reason: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=sys.stdout, width=None if is_terminal(sys.stdout) else 110)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError  # rich would exit 1, the code of a WARN verdict
+
+    console = _Console(file=sys.stdout, width=None if is_terminal(sys.stdout) else 110)
     console.print(
         f"[{_VERDICT_STYLES[verdict]}]{verdict}[/] {probe.server}: {reason}", highlight=False
     )
