@@ -296,10 +296,16 @@ def test_a_blackholed_ipv6_address_costs_the_stagger_not_the_timeout(
             assert response.server.host == "127.0.0.1"
             assert response.server.auth_name == "dot.test"
             assert client.stats.servers[0].address == "127.0.0.1"
-        # The IPv6 address was tried (first): its connection waits in the queue.
+        # The IPv6 address was tried (first): its connection waits in the queue...
         peer, address = hole.accept()
-        peer.close()
-        assert ipaddress.ip_address(address[0]) == ipaddress.ip_address("::1")
+        with peer:
+            assert ipaddress.ip_address(address[0]) == ipaddress.ip_address("::1")
+            # ...and the losing attempt was closed: its ClientHello, then the end.
+            peer.settimeout(10)
+            received = b""
+            while chunk := peer.recv(65536):
+                received += chunk
+            assert received[:1] == b"\x16"  # a TLS handshake record
     assert elapsed < 5, elapsed  # the timeout is 10 s: the blackhole did not use it up
 
 
