@@ -486,7 +486,7 @@ def test_socks5h_lets_the_proxy_resolve_the_server_name(
     assert no_system_resolver == []  # the name went to the proxy, not to a lookup here
     connects = socks.connects
     assert len(connects) == opened == 2, socks.log  # every connection the pool opened
-    assert all("localhost" in line for line in connects), socks.log
+    assert all(f"connected to localhost:{unbound.port}" in line for line in connects), socks.log
 
 
 def test_socks5_with_a_password(
@@ -510,3 +510,27 @@ def test_socks5_with_a_password(
             proxy=f"socks5://127.0.0.1:{port}",
             timeout=2,
         )
+
+
+def test_socks5_hands_the_proxy_the_address_bootstrap_found(
+    mode: str,
+    logging_unbound: UnboundServer,
+    ca_file: str,
+    socks: Microsocks,
+    no_system_resolver: list[str],
+) -> None:
+    port = logging_unbound.port
+    response = resolve(
+        mode,
+        "a.example.test",
+        server=f"srv.example.test:{port}#dot.test",
+        bootstrap=[f"127.0.0.1:{port}#dot.test"],
+        proxy=f"socks5://127.0.0.1:{socks.port}",
+        ca_file=ca_file,
+    )
+    assert response.addresses() and response.server.host == "127.0.0.1"
+    assert no_system_resolver == []
+    # The bootstrap lookup and the query: both through the proxy, both to the address.
+    connects = socks.connects
+    assert len(connects) == 2, socks.log
+    assert all(f"connected to 127.0.0.1:{port}" in line for line in connects), socks.log
