@@ -407,6 +407,7 @@ async def _race(
             wait = left if wake is None else min(left, max(wake - now, 0.0))
             done, _ = await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
             winner: AsyncStream | None = None
+            unexpected: BaseException | None = None
             for task in done:
                 index = tasks.pop(task)
                 exc = task.exception()
@@ -419,7 +420,11 @@ async def _race(
                     errors.append(exc)
                     race.failed(index, time.monotonic())
                 else:
-                    raise exc
+                    unexpected = exc
+            if unexpected is not None:  # a bug, not a network failure: no stream kept
+                if winner is not None:
+                    winner._transport.abort()
+                raise unexpected
             if winner is not None:
                 return winner
     finally:
