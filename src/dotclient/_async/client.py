@@ -116,6 +116,13 @@ class _NotSent(ConnectionLost):
     """The connection was gone before the query could be written."""
 
 
+def _public(exc: ConnectionLost) -> ConnectionLost:
+    """The error a caller sees: the private subclasses above steer resends only."""
+    if type(exc) is ConnectionLost:
+        return exc
+    return ConnectionLost(str(exc), server=exc.server)
+
+
 class AsyncConnection:
     """One authenticated TLS connection to a DoT server, shared by pipelined queries.
 
@@ -516,12 +523,12 @@ class AsyncServerPool:
                 # flight (10,000 in flight must stay under 50 MB).
                 qid = await connection.send(request, limit)
                 answer = await connection.wait(qid, limit, self.pipelining is None)
-            except _Stalled:
+            except _Stalled as exc:
                 self._retire(connection)
                 self._stalled(connection)
                 stalls += 1
                 if stalls > _MAX_SENDS:
-                    raise
+                    raise _public(exc) from exc.__cause__
                 # Not counted as a send: after two stalls the client stops pipelining
                 # to this server, and then no query can stall behind another.
                 sends -= 1
@@ -550,7 +557,7 @@ class AsyncServerPool:
                     if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
-                    raise
+                    raise _public(exc) from exc.__cause__
                 # The server closed the connection (idle timeout, restart, a limit on
                 # queries per connection): that says nothing about this query, so it
                 # goes out again on a new connection, within its own deadline.
