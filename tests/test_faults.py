@@ -226,18 +226,18 @@ def test_a_connection_reset_before_the_handshake_leaks_no_socket(
     # module's wrap_socket then raises without closing the SSLSocket it made.
     from dotclient._backends import _sync
 
-    connect_tcp = _sync._connect_tcp
+    step = _sync._Attempt.step
     with socket.create_server(("127.0.0.1", 0)) as listener:
 
-        def connect_then_reset(server: Any, deadline: float) -> socket.socket:
-            sock = connect_tcp(server, deadline)
-            peer, _ = listener.accept()
-            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            peer.close()  # a reset
-            time.sleep(0.05)
-            return sock
+        def reset_then_step(attempt: Any, *args: Any) -> bool:
+            if attempt.tls is None:  # connected: reset before the TLS socket is made
+                peer, _ = listener.accept()
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                peer.close()  # a reset
+                time.sleep(0.05)
+            return bool(step(attempt, *args))
 
-        monkeypatch.setattr(_sync, "_connect_tcp", connect_then_reset)
+        monkeypatch.setattr(_sync._Attempt, "step", reset_then_step)
         spec = f"127.0.0.1:{listener.getsockname()[1]}#dot.test"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)

@@ -18,8 +18,10 @@ import dns.rdatatype
 
 from ._exceptions import Timeout
 from ._failover import STRATEGIES
+from ._happy import DEFAULT_ATTEMPT_DELAY
 from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
 from ._response import Response
+from ._route import make_route
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
 
@@ -105,6 +107,23 @@ def _parse_servers(
     return parsed
 
 
+def _parse_bootstrap(bootstrap: Iterable[ServerSpec] | None) -> tuple[Server, ...]:
+    if bootstrap is None:
+        return ()
+    if isinstance(bootstrap, (str, Server)):
+        bootstrap = [bootstrap]
+    parsed = tuple(parse_server(spec) for spec in bootstrap)
+    if not parsed:
+        raise ValueError("bootstrap must name at least one server (or be None)")
+    for each in parsed:
+        if not each.is_ip:
+            raise ValueError(
+                f"bootstrap servers must be given by IP address, not {each}: "
+                "looking up their own names would leak in cleartext"
+            )
+    return parsed
+
+
 class ClientConfig:
     """Validated client options. Every check happens here, before any I/O."""
 
@@ -131,6 +150,12 @@ class ClientConfig:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         keepalive: bool = False,
         resumption: bool = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        source_address: str | tuple[str, int] | None = None,
+        proxy: str | None = None,
+        happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
+        bootstrap: Iterable[ServerSpec] | None = None,
     ) -> None:
         #: The servers, in the order given; ``server`` is the first.
         self.servers = _parse_servers(server, servers, auth_name, pins)
@@ -178,10 +203,16 @@ class ClientConfig:
                 sni=sni,
                 pin_only=pin_only,
                 profile=profile,
+                client_cert=client_cert,
+                client_key=client_key,
             )
             for each in self.servers
         )
         self.tls = self.policies[0]
+        #: Where connections come from and through what they go.
+        self.route = make_route(source_address, proxy, happy_eyeballs_delay)
+        #: Servers (by IP) that look up the names of the others over DoT; () for none.
+        self.bootstrap = _parse_bootstrap(bootstrap)
 
     def deadline(self, timeout: float | None) -> float:
         """The ``time.monotonic()`` instant by which a query started now must end."""

@@ -49,6 +49,9 @@ class ServerState:
     pipelining: bool | None = None
     #: The current limit on queries in flight per connection to it.
     max_in_flight: int = 0
+    #: The address of the last connection opened to it (for a server given by name,
+    #: the one Happy Eyeballs picked); None before the first.
+    address: str | None = None
 
 
 class Rotation:

@@ -105,7 +105,8 @@ class Response:
 
     @property
     def server(self) -> Server:
-        """The server that answered."""
+        """The server that answered, as connected: for a server given by name, the
+        address used (Happy Eyeballs' pick), with the name as its authentication name."""
         return self._server
 
     @property

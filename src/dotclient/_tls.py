@@ -25,7 +25,9 @@ import base64
 import dataclasses
 import hashlib
 import ipaddress
+import os
 import ssl
+import sys
 from typing import Any, Literal
 
 from ._exceptions import AuthenticationError, TLSError
@@ -117,6 +119,19 @@ def peer_chain(ssl_object: Any, *, verified: bool) -> list[bytes]:
     return [leaf] if leaf else []
 
 
+def _log_keys(ctx: ssl.SSLContext) -> None:
+    """Append the session keys to ``$SSLKEYLOGFILE`` when set, as curl and browsers
+    do, so a capture of one's own traffic can be decrypted (Wireshark reads the file).
+    A debugging aid: whoever can read the file can read the DNS traffic. A file that
+    cannot be opened is ignored, as curl ignores it."""
+    path = os.environ.get("SSLKEYLOGFILE")
+    if path and not sys.flags.ignore_environment:
+        try:
+            ctx.keylog_filename = path
+        except OSError:
+            pass
+
+
 @dataclasses.dataclass(frozen=True)
 class Attempt:
     """One way to connect: the context to handshake with and what to send as SNI."""
@@ -181,6 +196,8 @@ class TLSPolicy:
         sni: str | bool | None = None,
         pin_only: bool = False,
         profile: str = "strict",
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> None:
         if profile not in PROFILES:
             raise ValueError(f"profile must be 'strict' or 'opportunistic', not {profile!r}")
@@ -190,6 +207,15 @@ class TLSPolicy:
             raise ValueError("give ca_file or ssl_context, not both")
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError(f"ssl_context must be an ssl.SSLContext, not {type(ssl_context)}")
+        if client_key is not None and client_cert is None:
+            raise ValueError("client_key needs client_cert (the certificate it belongs to)")
+        if client_cert is not None and ssl_context is not None:
+            raise ValueError(
+                "give client_cert or ssl_context, not both (load the certificate into "
+                "your context with load_cert_chain)"
+            )
+        self.client_cert = None if client_cert is None else os.fspath(client_cert)
+        self.client_key = None if client_key is None else os.fspath(client_key)
         self.server = server
         self.profile = profile
         self.pin_only = pin_only
@@ -242,6 +268,16 @@ class TLSPolicy:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
+        _log_keys(ctx)
+        if self.client_cert is not None:
+            try:
+                ctx.load_cert_chain(self.client_cert, self.client_key)
+            except (OSError, ssl.SSLError) as exc:
+                raise ValueError(
+                    f"cannot load client_cert {self.client_cert!r}"
+                    + (f" / client_key {self.client_key!r}" if self.client_key else "")
+                    + f": {exc}"
+                ) from exc
         if verify:
             if self.ca_file is not None:
                 try:

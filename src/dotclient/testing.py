@@ -148,6 +148,7 @@ def _leaf(
     issuer_ski: x509.SubjectKeyIdentifier,
     not_before: datetime | None,
     not_after: datetime | None,
+    usage: x509.ObjectIdentifier = ExtendedKeyUsageOID.SERVER_AUTH,
 ) -> x509.Certificate:
     if not names:
         raise ValueError("at least one DNS name or IP address is required")
@@ -171,7 +172,7 @@ def _leaf(
             _key_usage(ca=False),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
@@ -299,8 +300,9 @@ class TestCA:
         *names: str,
         not_before: datetime | None = None,
         not_after: datetime | None = None,
+        client: bool = False,
     ) -> IssuedCert:
-        """Issue a server certificate for *names*.
+        """Issue a server certificate for *names* (with *client*, a client certificate).
 
         Each name is a DNS name (a SubjectAltName dNSName entry; wildcards such
         as ``*.example.test`` are allowed) or an IPv4/IPv6 literal (an
@@ -311,13 +313,15 @@ class TestCA:
 
         Validity defaults to one hour ago until one day from now; pass
         *not_before*/*not_after* (naive values are UTC) for e.g. expired or
-        not-yet-valid certificates.
+        not-yet-valid certificates. With *client*, the ExtendedKeyUsage is clientAuth
+        instead: a certificate for a client to present to a server that asks for one.
 
         Raises:
             ValueError: no names were given, or *not_after* is not after *not_before*.
         """
         key = _new_key()
-        cert = _leaf(names, key, self._name, self._key, self._ski, not_before, not_after)
+        usage = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
+        cert = _leaf(names, key, self._name, self._key, self._ski, not_before, not_after, usage)
         return _issued(cert, key, self._cert_pem)
 
 
@@ -822,7 +826,9 @@ class UnboundServer(_ServerProcess):
     ``zone_origin``) authoritatively and refuses every other name without
     contacting the network. *extra_config* is appended at the end of
     unbound's ``server:`` clause, so it can add or override options
-    (e.g. ``"incoming-num-tcp: 100"``).
+    (e.g. ``"incoming-num-tcp: 100"``). *plain_port* adds a plain DNS (UDP and
+    TCP) listener on ``host``: ``None`` (default) for none, 0 to pick a free port at
+    the first start (e.g. for a TLS terminator in front of it).
 
     Use as ``with UnboundServer(cert) as server: ...`` or call :meth:`start`
     and :meth:`stop`. A server that is never stopped is killed when it is
@@ -845,6 +851,7 @@ class UnboundServer(_ServerProcess):
     _ready_marker = "start of service"
     _log_files = ("stderr.txt", "unbound.log")
     _bind_errors = ("can't bind socket", "Address already in use", "could not open ports")
+    _port_fields = ("port", "plain_port")
 
     def __init__(
         self,
@@ -852,6 +859,7 @@ class UnboundServer(_ServerProcess):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        plain_port: int | None = None,
         zone: str = DEFAULT_ZONE,
         zone_origin: str = DEFAULT_ZONE_ORIGIN,
         extra_config: str = "",
@@ -869,6 +877,7 @@ class UnboundServer(_ServerProcess):
             binary=_find_binary(unbound, "unbound", "unbound", UnboundNotFound),
             startup_timeout=startup_timeout,
         )
+        self.plain_port = plain_port
 
     @property
     def unbound(self) -> str:
@@ -894,6 +903,11 @@ class UnboundServer(_ServerProcess):
             "    verbosity: 1",
             "    num-threads: 1",
             f"    interface: {self.host}@{self.port}",
+            *(
+                [f"    interface: {self.host}@{self.plain_port}"]
+                if self.plain_port is not None
+                else []
+            ),
             f"    tls-port: {self.port}",
             f'    tls-service-key: "{os.path.join(tmpdir, "server.key")}"',
             f'    tls-service-pem: "{os.path.join(tmpdir, "server.pem")}"',

@@ -11,6 +11,12 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+from .._exceptions import ConnectError, DoTError, Timeout
+from .._happy import AddrInfo, family_of, interleave
+from .._proxy import Proxy
+from .._route import Route
+from .._server import Server
+
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 
@@ -28,3 +34,52 @@ def quickack(sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
     except (OSError, AttributeError):  # not a TCP socket, or already closed
         pass
+
+
+def ordered_addresses(server: Server, addresses: list[AddrInfo], route: Route) -> list[AddrInfo]:
+    """The server's addresses in Happy Eyeballs order, only those of the source
+    address's family; ConnectError if none is left."""
+    source_family = family_of(route.source[0]) if route.source is not None else None
+    infos = interleave(addresses, source_family)
+    if not infos:
+        assert route.source is not None
+        raise ConnectError(
+            f"{server} has no address of the family of source_address {route.source[0]}",
+            server=server,
+        )
+    return infos
+
+
+def proxy_needs_lookup(server: Server, proxy: Proxy) -> bool:
+    """With ``socks5://`` the client resolves a server name itself (``socks5h``: the
+    proxy does)."""
+    return not proxy.remote_dns and not server.is_ip
+
+
+def proxy_targets(server: Server, proxy: Proxy, addresses: list[AddrInfo] | None) -> list[str]:
+    """What to ask the proxy to connect to, in order: the server's name (``socks5h``)
+    or IP, or each of its resolved addresses."""
+    if not proxy_needs_lookup(server, proxy):
+        return [server.host]
+    assert addresses is not None
+    return [str(sockaddr[0]) for _, sockaddr in interleave(addresses)]
+
+
+def race_timeout(server: Server, handshaking: bool) -> Timeout:
+    """The error of a connect that ran out of time."""
+    doing = "in the TLS handshake with" if handshaking else "connecting to"
+    return Timeout(f"timed out {doing} {server}", server=server)
+
+
+def race_failure(server: Server, errors: list[DoTError]) -> DoTError:
+    """The error of a connect whose every attempt failed: a TLS or authentication
+    failure before a refused connection (it says more, and the opportunistic profile
+    acts on it), the only error as it is, else one naming each address's."""
+    for error in errors:
+        if not isinstance(error, ConnectError):
+            return error
+    if len(errors) == 1:
+        return errors[0]
+    if not errors:  # pragma: no cover - a race always has an attempt
+        return ConnectError(f"cannot connect to {server}", server=server)
+    return ConnectError("; ".join(str(e) for e in errors), server=server)

@@ -9,14 +9,26 @@ which matters when many pipelined answers arrive in one segment.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._exceptions import Timeout, map_io_errors
+from .. import _proxy
+from .._exceptions import ConnectError, DoTError, Timeout, map_io_errors
+from .._happy import AddrInfo, Race, family_of
+from .._route import DIRECT, Route
 from .._server import Server
-from . import quickack
+from . import (
+    ordered_addresses,
+    proxy_needs_lookup,
+    proxy_targets,
+    quickack,
+    race_failure,
+    race_timeout,
+)
 
 __all__ = [
     "AsyncLock",
@@ -122,6 +134,8 @@ class AsyncStream:
         self.ssl_object: Any = transport.get_extra_info("ssl_object")
         self._socket: Any = transport.get_extra_info("socket")
         self._pending: list[bytes] = []
+        #: The address connected to (through a proxy: what the proxy was asked for).
+        self.address: str | None = None
 
     async def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
@@ -219,6 +233,8 @@ async def open_tls_stream(
     server_hostname: str | None,
     timeout: float,
     session: ssl.SSLSession | None = None,
+    route: Route = DIRECT,
+    addresses: list[AddrInfo] | None = None,
 ) -> AsyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
@@ -227,10 +243,13 @@ async def open_tls_stream(
     resumption. asyncio has no parameter for it, so the context's ``wrap_bio`` is
     shadowed for the duration of the connect: callers must not connect with the same
     context concurrently while passing a session (the clients connect one at a time).
+    ``route`` says where from and through what (:class:`Route`); ``addresses`` are the
+    server's, already resolved (``bootstrap=``), else its name is looked up with the
+    system resolver. Several addresses race (RFC 8305).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
-    loop = asyncio.get_running_loop()
+    deadline = time.monotonic() + timeout
     if session is not None:
         wrap_bio = type(context).wrap_bio
 
@@ -239,41 +258,218 @@ async def open_tls_stream(
             return wrap_bio(context, *args, **kwargs)
 
         context.wrap_bio = wrap_with_session  # type: ignore[method-assign]
-    connected = False
-
-    def protocol_factory() -> _StreamProtocol:
-        # asyncio makes the protocol once the TCP connection is up: a failure from then
-        # on is the TLS handshake's, and is reported as such (as the blocking backend does).
-        nonlocal connected
-        connected = True
-        return _StreamProtocol()
-
     try:
-        try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    protocol_factory,
-                    server.host,
-                    server.port,
-                    ssl=context,
-                    # asyncio takes "" to mean: no SNI, no host name check.
-                    server_hostname=server_hostname if server_hostname is not None else "",
-                    ssl_handshake_timeout=timeout,
-                ),
-                timeout,
+        if route.proxy is not None:
+            return await _through_proxy(
+                server, context, server_hostname, route, addresses, deadline
             )
-        except Exception:
-            with map_io_errors("handshake" if connected else "connect", server):
-                raise
+        if addresses is None:
+            addresses = await _resolve(server, timeout)
+        return await _race(server, context, server_hostname, route, addresses, deadline)
     finally:
         if session is not None:
             del context.wrap_bio
+
+
+async def _resolve(server: Server, timeout: float) -> list[AddrInfo]:
+    """The system resolver's addresses for the server (its IP, if it is one)."""
+    if server.is_ip:
+        return [(family_of(server.host), (server.host, server.port))]
+    loop = asyncio.get_running_loop()
+    with map_io_errors("resolve", server):
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM), timeout
+            )
+        except asyncio.TimeoutError:
+            raise Timeout(f"timed out looking up {server.host}", server=server) from None
+    if not infos:
+        raise ConnectError(f"{server.host} has no address", server=server)
+    return [(info[0], info[4]) for info in infos]
+
+
+async def _handshake(
+    sock: socket.socket,
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    deadline: float,
+) -> AsyncStream:
+    """The TLS handshake on a connected socket, which it takes over (closed on failure)."""
+    loop = asyncio.get_running_loop()
+    left = deadline - time.monotonic()
+    try:
+        if left <= 0:
+            raise Timeout(f"timed out before the TLS handshake with {server}", server=server)
+        with map_io_errors("handshake", server):
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(
+                    _StreamProtocol,
+                    sock=sock,
+                    ssl=context,
+                    # asyncio takes "" to mean: no SNI, no host name check.
+                    server_hostname=server_hostname if server_hostname is not None else "",
+                    ssl_handshake_timeout=left,
+                ),
+                left,
+            )
+    except BaseException:
+        sock.close()
+        raise
     assert isinstance(transport, asyncio.Transport)
     stream = AsyncStream(transport, protocol, server)
     # The server's TLS 1.3 session tickets arrived during the handshake, where no
     # read() set the quick-ACK mode: acknowledge them now (see quickack()).
     quickack(stream._socket)
     return stream
+
+
+async def _attempt(
+    info: AddrInfo,
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    source: tuple[str, int] | None,
+    deadline: float,
+    handshaking: list[bool],
+) -> AsyncStream:
+    """One connection attempt of a race: TCP connect, then the TLS handshake (which
+    it notes in ``handshaking``, for the message of a timeout)."""
+    family, sockaddr = info
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        # Without TCP_NODELAY the query after the handshake waits on Nagle and
+        # delayed ACKs (tens of ms per connection).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if source is not None:
+            sock.bind(source)
+        connect = asyncio.get_running_loop().sock_connect(sock, sockaddr)
+        await asyncio.wait_for(connect, deadline - time.monotonic())
+    except asyncio.TimeoutError:
+        sock.close()
+        raise race_timeout(server, False) from None
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConnectError(
+            f"cannot connect to {server} at {sockaddr[0]}: {reason}", server=server
+        ) from exc
+    except BaseException:
+        sock.close()
+        raise
+    handshaking.append(True)
+    stream = await _handshake(sock, server, context, server_hostname, deadline)
+    stream.address = str(sockaddr[0])
+    return stream
+
+
+async def _race(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    route: Route,
+    addresses: list[AddrInfo],
+    deadline: float,
+) -> AsyncStream:
+    """Happy Eyeballs (RFC 8305): attempts (tasks) started ``route.attempt_delay``
+    apart, as :class:`Race` decides; the first handshake wins, the others are closed."""
+    infos = ordered_addresses(server, addresses, route)
+    handshaking: list[bool] = []
+    if len(infos) == 1:  # nothing to race: no task, and no loop turn, to pay for
+        return await _attempt(
+            infos[0], server, context, server_hostname, route.source, deadline, handshaking
+        )
+    loop = asyncio.get_running_loop()
+    race = Race(len(infos), route.attempt_delay, time.monotonic())
+    tasks: dict[asyncio.Task[AsyncStream], int] = {}
+    errors: list[DoTError] = []
+    try:
+        while True:
+            now = time.monotonic()
+            for index in race.due(now):
+                coro = _attempt(
+                    infos[index],
+                    server,
+                    context,
+                    server_hostname,
+                    route.source,
+                    deadline,
+                    handshaking,
+                )
+                tasks[loop.create_task(coro)] = index
+            if race.exhausted:
+                raise race_failure(server, errors)
+            left = deadline - now
+            if left <= 0:
+                raise race_timeout(server, bool(handshaking))
+            wake = race.timer()
+            wait = left if wake is None else min(left, max(wake - now, 0.0))
+            done, _ = await asyncio.wait(tasks, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            winner: AsyncStream | None = None
+            unexpected: BaseException | None = None
+            for task in done:
+                index = tasks.pop(task)
+                exc = task.exception()
+                if exc is None:
+                    if winner is None:
+                        winner = task.result()
+                    else:
+                        task.result()._transport.abort()
+                elif isinstance(exc, DoTError):
+                    errors.append(exc)
+                    race.failed(index, time.monotonic())
+                else:
+                    unexpected = exc
+            if unexpected is not None:  # a bug, not a network failure: no stream kept
+                if winner is not None:
+                    winner._transport.abort()
+                raise unexpected
+            if winner is not None:
+                return winner
+    finally:
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                if isinstance(outcome, AsyncStream):
+                    outcome._transport.abort()
+
+
+async def _through_proxy(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    route: Route,
+    addresses: list[AddrInfo] | None,
+    deadline: float,
+) -> AsyncStream:
+    """One address after another through the SOCKS5 proxy (which makes the TCP
+    connections, so there is nothing to race)."""
+    proxy = route.proxy
+    assert proxy is not None
+    if addresses is None and proxy_needs_lookup(server, proxy):
+        addresses = await _resolve(server, deadline - time.monotonic())
+    errors: list[DoTError] = []
+    for target in proxy_targets(server, proxy, addresses):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            sock = await _proxy.aconnect(proxy, server, target, left, route.source)
+        except ConnectError as exc:
+            errors.append(exc)
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - a socket the proxy library closed
+            pass
+        stream = await _handshake(sock, server, context, server_hostname, deadline)
+        stream.address = target
+        return stream
+    if not errors:
+        raise Timeout(f"timed out connecting to {server} through {proxy}", server=server)
+    raise race_failure(server, errors)
 
 
 class AsyncLock:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import heapq
 import ipaddress
+import math
+import os
 import select
 import socket
 import ssl
@@ -12,9 +15,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from .._exceptions import ConnectError, ConnectionLost, Timeout, map_io_errors
+from .. import _proxy
+from .._exceptions import ConnectError, ConnectionLost, DoTError, Timeout, map_io_errors
+from .._happy import AddrInfo, Race
+from .._route import DIRECT, Route
 from .._server import Server
-from . import quickack
+from . import (
+    ordered_addresses,
+    proxy_needs_lookup,
+    proxy_targets,
+    quickack,
+    race_failure,
+    race_timeout,
+)
 
 __all__ = [
     "Event",
@@ -27,7 +40,7 @@ __all__ = [
     "sleep",
 ]
 
-_AddrInfo = tuple[int, tuple[Any, ...]]
+_AddrInfo = AddrInfo
 
 
 class SyncStream:
@@ -45,6 +58,8 @@ class SyncStream:
         self.ssl_object: Any = sock
         self._io = threading.Lock()
         self._closed = False
+        #: The address connected to (through a proxy: what the proxy was asked for).
+        self.address: str | None = None
         sock.setblocking(False)
 
     def _wait(self, want_write: bool, deadline: float, phase: str) -> None:
@@ -167,35 +182,6 @@ def _resolve(server: Server, timeout: float) -> list[_AddrInfo]:
     return list(result)
 
 
-def _connect_tcp(server: Server, deadline: float) -> socket.socket:
-    errors: list[str] = []
-    for family, sockaddr in _resolve(server, deadline - time.monotonic()):
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.settimeout(left)
-            # Without TCP_NODELAY the query after the handshake waits on Nagle and
-            # delayed ACKs (tens of ms per connection).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            with map_io_errors("connect", server):
-                sock.connect(sockaddr)
-            return sock
-        except Timeout:
-            sock.close()
-            raise
-        except ConnectError as exc:
-            sock.close()
-            errors.append(str(exc))
-        except BaseException:
-            sock.close()
-            raise
-    if errors:
-        raise ConnectError("; ".join(errors), server=server)
-    raise Timeout(f"timed out connecting to {server}", server=server)
-
-
 def _close_orphaned_ssl_socket(exc: BaseException) -> None:
     """Close the SSLSocket a failed ``wrap_socket`` made and did not close.
 
@@ -223,17 +209,37 @@ def open_tls_stream(
     server_hostname: str | None,
     timeout: float,
     session: ssl.SSLSession | None = None,
+    route: Route = DIRECT,
+    addresses: list[_AddrInfo] | None = None,
 ) -> SyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
     None sends no SNI. ``session`` offers an earlier session of ``context`` for
-    resumption.
+    resumption. ``route`` says where from and through what (:class:`Route`);
+    ``addresses`` are the server's, already resolved (``bootstrap=``), else its name
+    is looked up with the system resolver. Several addresses race (RFC 8305).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
     deadline = time.monotonic() + timeout
-    sock = _connect_tcp(server, deadline)
+    if route.proxy is not None:
+        return _through_proxy(
+            server, context, server_hostname, session, route, addresses, deadline
+        )
+    infos = addresses if addresses is not None else _resolve(server, timeout)
+    return _race(server, context, server_hostname, session, route, infos, deadline)
+
+
+def _handshake(
+    sock: socket.socket,
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    session: ssl.SSLSession | None,
+    deadline: float,
+) -> ssl.SSLSocket:
+    """The TLS handshake on a connected socket, which it takes over (closed on failure)."""
     try:
         with map_io_errors("handshake", server):
             tls = context.wrap_socket(
@@ -256,7 +262,181 @@ def open_tls_stream(
     except BaseException:
         tls.close()
         raise
-    return SyncStream(tls, server)
+    return tls
+
+
+def _through_proxy(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    session: ssl.SSLSession | None,
+    route: Route,
+    addresses: list[_AddrInfo] | None,
+    deadline: float,
+) -> SyncStream:
+    """One address after another through the SOCKS5 proxy (which makes the TCP
+    connections, so there is nothing to race)."""
+    proxy = route.proxy
+    assert proxy is not None
+
+    def left() -> float:
+        return deadline - time.monotonic()
+
+    if addresses is None and proxy_needs_lookup(server, proxy):
+        addresses = _resolve(server, left())
+    targets = proxy_targets(server, proxy, addresses)
+
+    errors: list[DoTError] = []
+    for target in targets:
+        if left() <= 0:
+            break
+        try:
+            sock = _proxy.connect(proxy, server, target, left(), route.source)
+        except ConnectError as exc:
+            errors.append(exc)
+            continue
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # pragma: no cover - a socket the proxy library closed
+            pass
+        stream = SyncStream(
+            _handshake(sock, server, context, server_hostname, session, deadline), server
+        )
+        stream.address = target
+        return stream
+    if not errors:
+        raise Timeout(f"timed out connecting to {server} through {proxy}", server=server)
+    raise race_failure(server, errors)
+
+
+class _Attempt:
+    """One connection attempt of a race: a non-blocking TCP connect, then a handshake."""
+
+    def __init__(self, info: _AddrInfo, server: Server, source: tuple[str, int] | None) -> None:
+        family, self.sockaddr = info
+        self.server = server
+        self.tls: ssl.SSLSocket | None = None
+        self.want_write = True
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock = sock
+        self.fd = sock.fileno()
+        try:
+            sock.setblocking(False)
+            # Without TCP_NODELAY the query after the handshake waits on Nagle and
+            # delayed ACKs (tens of ms per connection).
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if source is not None:
+                sock.bind(source)
+            error = sock.connect_ex(self.sockaddr)
+        except OSError as exc:
+            sock.close()
+            raise self._connect_error(exc.errno or 0, exc) from exc
+        if error not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            sock.close()
+            raise self._connect_error(error)
+
+    def _connect_error(self, code: int, exc: OSError | None = None) -> ConnectError:
+        reason = os.strerror(code) if code else str(exc)
+        return ConnectError(
+            f"cannot connect to {self.server} at {self.sockaddr[0]}: {reason}", server=self.server
+        )
+
+    def step(
+        self, context: ssl.SSLContext, server_hostname: str | None, session: ssl.SSLSession | None
+    ) -> bool:
+        """Go on after the socket became ready; True once the handshake is done."""
+        if self.tls is None:
+            error = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                raise self._connect_error(error)
+            try:
+                with map_io_errors("handshake", self.server):
+                    self.tls = context.wrap_socket(
+                        self.sock,
+                        server_hostname=server_hostname,
+                        do_handshake_on_connect=False,
+                        session=session,
+                    )
+            except BaseException as exc:
+                _close_orphaned_ssl_socket(exc)
+                raise
+        with map_io_errors("handshake", self.server):
+            try:
+                self.tls.do_handshake()
+            except ssl.SSLWantReadError:
+                self.want_write = False
+                return False
+            except ssl.SSLWantWriteError:
+                self.want_write = True
+                return False
+        return True
+
+    def close(self) -> None:
+        """Abandon the attempt."""
+        (self.tls or self.sock).close()
+
+
+def _race(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    session: ssl.SSLSession | None,
+    route: Route,
+    addresses: list[_AddrInfo],
+    deadline: float,
+) -> SyncStream:
+    """Happy Eyeballs (RFC 8305): attempts started ``route.attempt_delay`` apart (as
+    :class:`Race` decides), all driven by one poll; the first handshake wins."""
+    infos = ordered_addresses(server, addresses, route)
+    race = Race(len(infos), route.attempt_delay, time.monotonic())
+    live: dict[int, _Attempt] = {}
+    errors: list[DoTError] = []
+    try:
+        while True:
+            now = time.monotonic()
+            started = race.due(now)
+            while started:
+                for index in started:
+                    try:
+                        live[index] = _Attempt(infos[index], server, route.source)
+                    except ConnectError as exc:
+                        errors.append(exc)
+                        race.failed(index, now)
+                started = race.due(now)
+            if race.exhausted:
+                raise race_failure(server, errors)
+            left = deadline - now
+            if left <= 0:
+                raise race_timeout(server, any(a.tls is not None for a in live.values()))
+            wake = race.timer()
+            wait = left if wake is None else min(left, max(wake - now, 0.0))
+            poller = select.poll()
+            by_fd: dict[int, int] = {}
+            for index, attempt in live.items():
+                by_fd[attempt.fd] = index
+                poller.register(
+                    attempt.fd, select.POLLOUT if attempt.want_write else select.POLLIN
+                )
+            for fd, _ in poller.poll(math.ceil(wait * 1000)):
+                index = by_fd[fd]
+                attempt = live[index]
+                try:
+                    done = attempt.step(context, server_hostname, session)
+                except DoTError as exc:
+                    del live[index]
+                    attempt.close()
+                    errors.append(exc)
+                    race.failed(index, time.monotonic())
+                    continue
+                if done:
+                    del live[index]
+                    assert attempt.tls is not None
+                    stream = SyncStream(attempt.tls, server)
+                    stream.address = str(attempt.sockaddr[0])
+                    return stream
+    finally:
+        for attempt in live.values():
+            attempt.close()
 
 
 class Lock:

@@ -144,6 +144,29 @@ def add_tls_options(
     connections.add_argument(
         "--no-resumption", action="store_true", help="never resume TLS sessions"
     )
+    connections.add_argument(
+        "--bootstrap",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a DoT server given by IP that looks up server names over DoT (repeatable); "
+        "without it a server name is looked up in cleartext by the system resolver",
+    )
+    connections.add_argument(
+        "--proxy",
+        metavar="URL",
+        help="connect through a SOCKS5 proxy: socks5://[user:pass@]host:port, or "
+        "socks5h://... to have the proxy resolve server names (needs dotclient[socks])",
+    )
+    connections.add_argument(
+        "--client-cert", metavar="PEM", help="client certificate for servers that require one"
+    )
+    connections.add_argument(
+        "--client-key", metavar="PEM", help="its private key, if not in the certificate's file"
+    )
+    connections.add_argument(
+        "--source", metavar="ADDR[:PORT]", help="local address (and port) to connect from"
+    )
 
 
 def server_specs(args: argparse.Namespace, extra: Sequence[str] = ()) -> list[str | None]:
@@ -208,6 +231,13 @@ def client_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.idle_timeout <= 0:
         raise UsageError(f"--idle-timeout must be positive, not {args.idle_timeout}")
     options["idle_timeout"] = args.idle_timeout
+    if getattr(args, "bootstrap", None):
+        options["bootstrap"] = args.bootstrap
+    for name in ("proxy", "client_cert", "client_key"):
+        if getattr(args, name, None):
+            options[name] = getattr(args, name)
+    if getattr(args, "source", None):
+        options["source_address"] = parse_source(args.source)
     if hasattr(args, "profile"):
         options["profile"] = args.profile
     if hasattr(args, "no_padding"):
@@ -253,6 +283,21 @@ def hints(errors: Iterable[BaseException]) -> list[str]:
         if hint is not None and hint not in found:
             found.append(hint)
     return found
+
+
+def parse_source(text: str) -> str | tuple[str, int]:
+    """``--source``: ``ADDR``, ``ADDR:PORT`` or ``[IPv6]:PORT``."""
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    if port is None:
+        return host
+    if not (port.isascii() and port.isdigit()):
+        raise UsageError(f"invalid port in --source {text!r}")
+    return (host, int(port))
 
 
 def require_rich() -> ModuleType:

@@ -2,7 +2,8 @@
 
 What people do by hand with nc, openssl s_client and kdig, in one run:
 
-1. TCP: resolve the host, connect, time it (``socket.create_connection``).
+1. TCP: resolve the host (over DoT with --bootstrap), connect (from --source, through
+   --proxy), time it.
 2. TLS: a handshake of our own (no verification: this step only measures and reads
    what is negotiated), timed; version, cipher, ALPN.
 3. The library, opportunistic profile, keepalive on: the first query says whether the
@@ -40,6 +41,8 @@ import dns.rdatatype
 import dotclient
 
 from .._exceptions import map_io_errors
+from .. import _proxy
+from .._route import make_route
 from .common import (
     EXIT_OK,
     EXIT_PROTOCOL,
@@ -211,18 +214,21 @@ def _ms(seconds: float) -> float:
 
 def _tcp(probe: Probe) -> tuple[str, int] | None:
     server = probe.server
-    infos: list[Any] = []
+    infos: list[tuple[str, int]] = []
     try:
         started = time.perf_counter()
-        infos = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+        infos = _addresses(probe)
+        host, port = infos[0]
         lookup = time.perf_counter() - started
-        address = infos[0][4]
-        host, port = str(address[0]), int(address[1])
         started = time.perf_counter()
-        with socket.create_connection((host, port), timeout=probe.timeout):
+        with _connect(probe, (host, port)):
             connect = time.perf_counter() - started
-    except OSError as exc:
-        probe.failure = _classified(exc, "connect" if infos else "resolve", server)
+    except (OSError, dotclient.DoTError) as exc:
+        probe.failure = (
+            exc
+            if isinstance(exc, dotclient.DoTError)
+            else _classified(exc, "connect" if infos else "resolve", server)
+        )
         probe.report["tcp"] = {"reachable": False, "error": str(probe.failure)}
         probe.add("TCP", describe(probe.failure), "fail")
         return None
@@ -247,9 +253,37 @@ def _classified(exc: BaseException, phase: str, server: dotclient.Server) -> Bas
     return exc  # not reached: map_io_errors maps every OSError
 
 
-def _raw_context() -> ssl.SSLContext:
+def _addresses(probe: Probe) -> list[tuple[str, int]]:
+    """The server's addresses as the library finds them: over DoT with --bootstrap,
+    not at all with a socks5h proxy (it resolves the name), else the system resolver."""
+    server = probe.server
+    route = make_route(probe.options.get("source_address"), probe.options.get("proxy"))
+    if server.is_ip or (route.proxy is not None and route.proxy.remote_dns):
+        return [(server.host, server.port)]
+    with dotclient.Client(server, **probe.options) as client:
+        resolver = client._resolver
+        if resolver is not None:
+            infos = resolver.addresses(server, time.monotonic() + probe.timeout)
+            return [(str(sockaddr[0]), server.port) for _, sockaddr in infos]
+    found = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+    return [(str(info[4][0]), int(info[4][1])) for info in found]
+
+
+def _connect(probe: Probe, address: tuple[str, int]) -> socket.socket:
+    """A TCP connection for the raw steps, from --source and through --proxy if given."""
+    route = make_route(probe.options.get("source_address"), probe.options.get("proxy"))
+    if route.proxy is not None:
+        sock = _proxy.connect(route.proxy, probe.server, address[0], probe.timeout, route.source)
+        sock.settimeout(probe.timeout)
+        return sock
+    return socket.create_connection(address, timeout=probe.timeout, source_address=route.source)
+
+
+def _raw_context(probe: Probe) -> ssl.SSLContext:
     # Measuring only: the library's own connection does the authentication below.
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if probe.options.get("client_cert"):
+        context.load_cert_chain(probe.options["client_cert"], probe.options.get("client_key"))
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -271,15 +305,19 @@ def _is_ip(text: str) -> bool:
 
 def _handshake(probe: Probe, address: tuple[str, int], auth_name: str | None) -> bool:
     try:
-        with socket.create_connection(address, timeout=probe.timeout) as sock:
+        with _connect(probe, address) as sock:
             started = time.perf_counter()
-            with _raw_context().wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
+            with _raw_context(probe).wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
                 handshake = time.perf_counter() - started
                 version = tls.version()
                 cipher = tls.cipher()
                 alpn = tls.selected_alpn_protocol()
-    except (OSError, ssl.SSLError) as exc:
-        probe.failure = _classified(exc, "handshake", probe.server)
+    except (OSError, ssl.SSLError, dotclient.DoTError) as exc:
+        probe.failure = (
+            exc
+            if isinstance(exc, dotclient.DoTError)
+            else _classified(exc, "handshake", probe.server)
+        )
         probe.report["tls"] = {"error": str(probe.failure)}
         probe.add("TLS", describe(probe.failure), "fail")
         return False
@@ -526,8 +564,8 @@ def _raw_queries(
         frames.append(len(data).to_bytes(2, "big") + data)
     seen: list[int] = []
     deadline = time.monotonic() + min(probe.timeout, 3.0)
-    with socket.create_connection(address, timeout=probe.timeout) as sock:
-        with _raw_context().wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
+    with _connect(probe, address) as sock:
+        with _raw_context(probe).wrap_socket(sock, server_hostname=_sni(auth_name)) as tls:
             if one_record:
                 tls.sendall(b"".join(frames))
             else:
@@ -555,8 +593,12 @@ def _order(probe: Probe, address: tuple[str, int], auth_name: str | None) -> Non
     answers, and whether the server also reads several queries sent in one record."""
     try:
         ids, answered = _raw_queries(probe, address, auth_name, one_record=False)
-    except (OSError, ssl.SSLError) as exc:
-        error = _classified(exc, "receive", probe.server)
+    except (OSError, ssl.SSLError, dotclient.DoTError) as exc:
+        error = (
+            exc
+            if isinstance(exc, dotclient.DoTError)
+            else _classified(exc, "receive", probe.server)
+        )
         probe.report["out_of_order"] = {"error": str(error), "sent": _ORDER_QUERIES}
         probe.report["pipelining"] = False
         probe.add(

@@ -51,11 +51,13 @@ from .._exceptions import (
     TLSError,
 )
 from .._failover import Rotation, ServerState
+from .._happy import DEFAULT_ATTEMPT_DELAY, AddrInfo
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
 from .._stats import ClientStats, SavedSession
 from .._tls import TLSInfo, TLSPolicy
+from .bootstrap import BootstrapResolver
 
 __all__ = ["Client", "Connection", "ServerPool", "resolve"]
 
@@ -95,12 +97,30 @@ def _name_server(exc: DoTError, server: Server) -> None:
         exc.server = server
 
 
+def _peer(server: Server, address: str | None) -> Server:
+    """The server as connected: a name replaced by the address used, which keeps the
+    name as its authentication name."""
+    if address is None or server.is_ip or address == server.host:
+        return server
+    try:
+        return server.replace(host=address, auth_name=server.verify_name)
+    except ValueError:  # not an address: what a socks5h proxy was asked for
+        return server
+
+
 class _Stalled(ConnectionLost):
     """The connection stopped answering pipelined queries (see ``_STALL``)."""
 
 
 class _NotSent(ConnectionLost):
     """The connection was gone before the query could be written."""
+
+
+def _public(exc: ConnectionLost) -> ConnectionLost:
+    """The error a caller sees: the private subclasses above steer resends only."""
+    if type(exc) is ConnectionLost:
+        return exc
+    return ConnectionLost(str(exc), server=exc.server)
 
 
 class Connection:
@@ -154,6 +174,8 @@ class Connection:
         self.last_answer = 0.0
         self.idle_since = time.monotonic()
         self.timer: backend.TimerHandle | None = None
+        #: The server as connected: with the address used in place of a name.
+        self.peer = _peer(server, stream.address)
 
     @classmethod
     def connect(
@@ -163,6 +185,7 @@ class Connection:
         deadline: float,
         mutex: backend.Mutex,
         saved: SavedSession | None = None,
+        resolver: BootstrapResolver | None = None,
     ) -> Connection:
         """Connect, handshake and authenticate (RFC 8310) before any query is sent.
 
@@ -172,13 +195,24 @@ class Connection:
         resumed session was authenticated when it was made, so it keeps that outcome.
         """
         server = policy.server
+        route = config.route
+        addresses: list[AddrInfo] | None = None
+        if resolver is not None and not server.is_ip:
+            if route.proxy is None or not route.proxy.remote_dns:  # socks5h: the proxy's job
+                addresses = resolver.addresses(server, deadline)
         failure: AuthenticationError | None = None
         for index, attempt in enumerate(policy.attempts()):
             left = remaining(deadline, server, "the TLS handshake")
             session = saved.session if saved is not None and saved.attempt == index else None
             try:
                 stream = backend.open_tls_stream(
-                    server, attempt.context, attempt.server_hostname, left, session
+                    server,
+                    attempt.context,
+                    attempt.server_hostname,
+                    left,
+                    session,
+                    route,
+                    addresses,
                 )
             except AuthenticationError as exc:
                 failure = exc
@@ -408,9 +442,17 @@ class ServerPool:
     mutex, which it shares with the client's other pools."""
 
     def __init__(
-        self, config: ClientConfig, index: int, mutex: backend.Mutex, stats: ClientStats
+        self,
+        config: ClientConfig,
+        index: int,
+        mutex: backend.Mutex,
+        stats: ClientStats,
+        resolver: BootstrapResolver | None = None,
     ) -> None:
         self._config = config
+        self._resolver = resolver
+        #: The address of the last connection opened (None before the first).
+        self.address: str | None = None
         self.server = config.servers[index]
         self._policy = config.policies[index]
         self._mutex = mutex
@@ -455,10 +497,11 @@ class ServerPool:
 
     def exchange(
         self, request: Request, deadline: float, share: float | None
-    ) -> tuple[dns.message.Message | bytes, TLSInfo]:
-        """Send ``request`` to this server and wait for its validated answer and the
-        connection's TLSInfo. The server gets ``share`` seconds for it (connecting
-        included, waiting for a free connection not), or until ``deadline`` when None.
+    ) -> tuple[dns.message.Message | bytes, TLSInfo, Server]:
+        """Send ``request`` to this server and wait for its validated answer, the
+        connection's TLSInfo and the server as connected (its address used). The server
+        gets ``share`` seconds for it (connecting included, waiting for a free connection
+        not), or until ``deadline`` when None.
         A failure to connect is raised wrapped in :class:`_ConnectFailed`."""
         server = self.server
         sends = free = stalls = 0
@@ -480,12 +523,12 @@ class ServerPool:
                 # flight (10,000 in flight must stay under 50 MB).
                 qid = connection.send(request, limit)
                 answer = connection.wait(qid, limit, self.pipelining is None)
-            except _Stalled:
+            except _Stalled as exc:
                 self._retire(connection)
                 self._stalled(connection)
                 stalls += 1
                 if stalls > _MAX_SENDS:
-                    raise
+                    raise _public(exc) from exc.__cause__
                 # Not counted as a send: after two stalls the client stops pipelining
                 # to this server, and then no query can stall behind another.
                 sends -= 1
@@ -514,7 +557,7 @@ class ServerPool:
                     if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
-                    raise
+                    raise _public(exc) from exc.__cause__
                 # The server closed the connection (idle timeout, restart, a limit on
                 # queries per connection): that says nothing about this query, so it
                 # goes out again on a new connection, within its own deadline.
@@ -536,7 +579,7 @@ class ServerPool:
                 self._after_answer(connection)
             finally:
                 self._release(connection)
-            return answer, connection.tls
+            return answer, connection.tls, connection.peer
 
     def _count_resend(self) -> None:
         with self._mutex:
@@ -590,7 +633,12 @@ class ServerPool:
             connect_by = deadline if share is None else min(deadline, began + share)
             try:
                 connection = Connection.connect(
-                    self._config, self._policy, connect_by, self._mutex, self._session
+                    self._config,
+                    self._policy,
+                    connect_by,
+                    self._mutex,
+                    self._session,
+                    self._resolver,
                 )
             except BaseException as exc:
                 with self._mutex:
@@ -606,6 +654,7 @@ class ServerPool:
             with self._mutex:
                 self._connecting = False
                 self.opened += 1
+                self.address = connection.stream.address
                 self._stats.connections_opened += 1
                 if connection.tls.resumed:
                     self._stats.sessions_resumed += 1
@@ -838,6 +887,21 @@ class Client:
       idle connections before the timeout the server offers.
     * ``resumption`` (True): resume the TLS session when reconnecting (with contexts
       dotclient builds; not with ``ssl_context``).
+    * ``client_cert`` / ``client_key``: PEM files of a client certificate and its key
+      (the key may be in the certificate's file), for servers that require one (mTLS);
+      resumption and pins keep working. Not with ``ssl_context``.
+    * ``source_address``: the local IP address (or ``(address, port)``) to connect
+      from; only the server's addresses of its family are tried.
+    * ``proxy``: ``"socks5://[user:pass@]host:port"`` to connect through a SOCKS5
+      proxy (Tor too), or ``"socks5h://..."`` to have the proxy resolve server names;
+      needs ``pip install 'dotclient[socks]'``.
+    * ``happy_eyeballs_delay`` (0.25): with a server name that has several addresses,
+      seconds between connection attempts (RFC 8305): IPv6 first, families
+      alternating; the first TLS handshake to finish wins, the others are closed.
+    * ``bootstrap``: server specs, by IP address, that look up the names of the other
+      servers over DoT (cached for the answer's TTL, refreshed before it expires).
+      Without it a server name is looked up with the system resolver, in cleartext.
+      Presets and servers given by IP need no lookup.
 
     When a server closes a connection with queries unanswered (idle timeout, restart, a
     limit on queries per connection), they go out again on a new one, within their own
@@ -881,6 +945,12 @@ class Client:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         keepalive: bool = False,
         resumption: bool = True,
+        client_cert: str | None = None,
+        client_key: str | None = None,
+        source_address: str | tuple[str, int] | None = None,
+        proxy: str | None = None,
+        happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
+        bootstrap: Iterable[ServerSpec] | None = None,
     ) -> None:
         self._config = config = ClientConfig(
             server,
@@ -903,11 +973,31 @@ class Client:
             idle_timeout=idle_timeout,
             keepalive=keepalive,
             resumption=resumption and ssl_context is None,
+            client_cert=client_cert,
+            client_key=client_key,
+            source_address=source_address,
+            proxy=proxy,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            bootstrap=bootstrap,
         )
+        self._resolver: BootstrapResolver | None = None
+        if config.bootstrap:
+            self._resolver = BootstrapResolver(
+                Client(
+                    servers=config.bootstrap,
+                    timeout=timeout,
+                    ca_file=ca_file,
+                    ssl_context=ssl_context,
+                    profile=profile,
+                    source_address=source_address,
+                    proxy=proxy,
+                    happy_eyeballs_delay=happy_eyeballs_delay,
+                )
+            )
         self._mutex = backend.Mutex()
         self._stats = ClientStats()
         self._pools = [
-            ServerPool(config, index, self._mutex, self._stats)
+            ServerPool(config, index, self._mutex, self._stats, self._resolver)
             for index in range(len(config.servers))
         ]
         self._rotation = Rotation(
@@ -949,6 +1039,7 @@ class Client:
                     in_flight=pool.in_flight,
                     pipelining=pool.pipelining,
                     max_in_flight=pool.limit,
+                    address=pool.address,
                 )
                 for index, pool in enumerate(self._pools)
             )
@@ -1065,7 +1156,7 @@ class Client:
                 pool = pools[index]
                 share = self._config.share(deadline, len(order) - position)
                 try:
-                    answer, tls = pool.exchange(request, deadline, share)
+                    answer, tls, peer = pool.exchange(request, deadline, share)
                 except (DoTError, _ConnectFailed) as caught:
                     if isinstance(caught, _ConnectFailed):
                         exc = caught.error
@@ -1091,7 +1182,7 @@ class Client:
                 if rotation.failures[index]:
                     with self._mutex:
                         rotation.succeeded(index)
-                return self._config.response(query, answer, started, tls, pool.server)
+                return self._config.response(query, answer, started, tls, peer)
             if restarting and deadline - time.monotonic() >= pause:
                 backend.sleep(pause)
                 pause *= 2
@@ -1125,6 +1216,8 @@ class Client:
                 pool.close_soon()
         for pool in self._pools:
             pool.close()
+        if self._resolver is not None:
+            self._resolver.client.close()
 
     def __enter__(self) -> Client:
         return self
@@ -1164,6 +1257,12 @@ def resolve(
     ssl_context: ssl.SSLContext | None = None,
     profile: str = "strict",
     padding: bool | int = True,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    source_address: str | tuple[str, int] | None = None,
+    proxy: str | None = None,
+    happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
+    bootstrap: Iterable[ServerSpec] | None = None,
 ) -> Response:
     """Resolve one name on a new connection, then close it.
 
@@ -1185,5 +1284,11 @@ def resolve(
         ssl_context=ssl_context,
         profile=profile,
         padding=padding,
+        client_cert=client_cert,
+        client_key=client_key,
+        source_address=source_address,
+        proxy=proxy,
+        happy_eyeballs_delay=happy_eyeballs_delay,
+        bootstrap=bootstrap,
     ) as client:
         return client.resolve(name, rdtype, rdclass, dnssec=dnssec)
