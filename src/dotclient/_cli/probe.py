@@ -40,8 +40,8 @@ import dns.rdatatype
 
 import dotclient
 
-from .._exceptions import map_io_errors
 from .. import _proxy
+from .._exceptions import map_io_errors
 from .._route import make_route
 from .common import (
     EXIT_OK,
