@@ -156,6 +156,11 @@ _TLS_HINTS = {
 }
 
 
+# A plain-DNS TCP port takes the ClientHello's first bytes for a length prefix and waits
+# for the rest: a handshake timeout, not an error, is what it gives.
+PLAIN_DNS_HINT = " (no TLS answer: plain DNS on this port?)"
+
+
 @contextlib.contextmanager
 def map_io_errors(phase: str, server: Any) -> Iterator[None]:
     """Turn the stdlib's socket and TLS exceptions raised in ``phase`` into ours.
@@ -187,9 +192,7 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
         raise TLSError(f"TLS failed with {server}: {detail}", server=server) from exc
     except (TimeoutError, asyncio.TimeoutError) as exc:
         doing = _DOING.get(phase, f"during {phase} with")
-        # A plain-DNS TCP port takes the ClientHello's first bytes for a length prefix
-        # and waits for the rest: silence, not an error, is what it gives.
-        hint = " (no TLS answer: plain DNS on this port?)" if phase == "handshake" else ""
+        hint = PLAIN_DNS_HINT if phase == "handshake" else ""
         raise Timeout(f"timed out {doing} {server}{hint}", server=server) from exc
     except (ConnectionResetError, BrokenPipeError, ConnectionAbortedError) as exc:
         raise ConnectionLost(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from .._exceptions import ConnectError, DoTError, Timeout
+from .._exceptions import PLAIN_DNS_HINT, ConnectError, DoTError, Timeout
 from .._happy import AddrInfo, family_of, interleave
 from .._proxy import Proxy
 from .._route import Route
@@ -67,8 +67,11 @@ def proxy_targets(server: Server, proxy: Proxy, addresses: list[AddrInfo] | None
 
 def race_timeout(server: Server, handshaking: bool) -> Timeout:
     """The error of a connect that ran out of time."""
-    doing = "in the TLS handshake with" if handshaking else "connecting to"
-    return Timeout(f"timed out {doing} {server}", server=server)
+    if handshaking:
+        return Timeout(
+            f"timed out in the TLS handshake with {server}{PLAIN_DNS_HINT}", server=server
+        )
+    return Timeout(f"timed out connecting to {server}", server=server)
 
 
 def race_failure(server: Server, errors: list[DoTError]) -> DoTError:
