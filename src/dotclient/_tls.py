@@ -126,7 +126,8 @@ class Attempt:
     server_hostname: str | None
     #: The chain is verified against trust anchors during the handshake.
     verifies_chain: bool
-    #: OpenSSL checks the name during the handshake (else we do it afterwards).
+    #: OpenSSL checks the name during the handshake (dotclient checks it afterwards
+    #: either way, with subjectAltName only).
     checks_name: bool
     #: A fallback attempt after authentication failed (opportunistic profile).
     fallback: bool = False
@@ -221,6 +222,9 @@ class TLSPolicy:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
+        # RFC 6125 section 6.4.4 / RFC 8310 section 8: subjectAltName only. Python leaves
+        # OpenSSL's fallback to the subject CN on (for a certificate with no SAN).
+        ctx.hostname_checks_common_name = False
         if verify:
             if self.ca_file is not None:
                 try:
@@ -299,7 +303,11 @@ class TLSPolicy:
             if self.server.pins and digests[0] in self.server.pins:
                 return info(True)
             raise AuthenticationError(f"{self.server}: {reason}", server=self.server)
-        if not attempt.checks_name and not self.pin_only:
+        if not self.pin_only:
+            # Checked here even when OpenSSL checked the name in the handshake: a
+            # caller's ssl_context may let OpenSSL accept the subject CN of a
+            # certificate without subjectAltName (hostname_checks_common_name), which
+            # RFC 6125 section 6.4.4 forbids; this matcher never looks at the CN.
             if not certificate_matches(chain[0], self.verify_name):
                 dns_names, ips = certificate_names(chain[0])
                 names = ", ".join(dns_names + ips) or "none"
