@@ -46,9 +46,10 @@ DEFAULT_MAX_IN_FLIGHT = 100
 DEFAULT_IDLE_TIMEOUT = 10.0
 
 #: Seconds a server that failed is tried only after the others; doubled with each further
-#: failure in a row (RFC 7858 section 3.1), up to DEFAULT_MAX_BACKOFF.
+#: failure in a row (RFC 7858 section 3.1), up to DEFAULT_MAX_BACKOFF: the RFC's "such as
+#: one hour" for a server that keeps failing (see dotclient._failover).
 DEFAULT_BACKOFF = 1.0
-DEFAULT_MAX_BACKOFF = 300.0
+DEFAULT_MAX_BACKOFF = 3600.0
 
 ServerSpec = str | Server
 #: A checked question: name, type, class and whether to set the DO bit.

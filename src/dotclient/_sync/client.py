@@ -811,9 +811,12 @@ class Client:
       server that works, in the order given) or ``"round_robin"`` (each query starts at
       the next server). ``server_timeout``: seconds one server gets for a query before
       it moves on (default: the time left shared evenly among the servers still to
-      try). ``backoff`` (1.0) and ``max_backoff`` (300.0): a server that failed goes to
+      try). ``backoff`` (1.0) and ``max_backoff`` (3600.0): a server that failed goes to
       the back of the order for ``backoff`` seconds, doubled with each further failure
-      in a row, up to ``max_backoff`` (RFC 7858 section 3.1).
+      in a row, up to ``max_backoff`` (RFC 7858 section 3.1). While every server is
+      backed off after failing to connect, handshake or authenticate (a lone server
+      too), queries fail at once with the remembered error; see
+      :meth:`forget_failures`.
     * ``timeout`` (5.0): seconds for a whole query, connection set-up and every
       server tried included.
     * ``auth_name``: the authentication domain name to verify and send as SNI.
@@ -1059,7 +1062,14 @@ class Client:
         pause = _RECONNECT_BACKOFF
         while True:
             with self._mutex:
-                order = rotation.order(time.monotonic())
+                now = time.monotonic()
+                order = rotation.order(now)
+                # RFC 7858 section 3.1: no server left that offers usable DoT lately.
+                remembered = None if errors is not None else rotation.remembered(now)
+            if remembered is not None:
+                raise self._all_failed(
+                    {p.server: e for p, e in zip(pools, remembered, strict=True)}
+                )
             restarting = False
             for position, index in enumerate(order):
                 pool = pools[index]
@@ -1067,12 +1077,13 @@ class Client:
                 try:
                     answer, tls = pool.exchange(request, deadline, share)
                 except (DoTError, _ConnectFailed) as caught:
+                    refused = False
                     if isinstance(caught, _ConnectFailed):
                         exc = caught.error
                         # A server that served this client and now refuses connections
                         # may be restarting: worth another round within the deadline.
                         if pool.opened and isinstance(exc, ConnectError):
-                            restarting = True
+                            restarting = refused = True
                     else:
                         exc = caught
                     if self._closed:
@@ -1082,7 +1093,7 @@ class Client:
                     errors[pool.server] = exc
                     now = time.monotonic()
                     with self._mutex:
-                        rotation.failed(index, exc, now)
+                        rotation.failed(index, exc, now, restarting=refused)
                         if now >= deadline:
                             break
                         if position + 1 < len(order):
@@ -1110,6 +1121,16 @@ class Client:
         else:  # the time ran out before the others could be tried
             summary = f"no server answered in time ({len(errors)} of {len(self._pools)} tried)"
         return AllServersFailed(f"{summary}: {reasons}", errors=tuple(errors.items()))
+
+    def forget_failures(self) -> None:
+        """Forget which servers failed: the next query tries each one again at once.
+
+        A server that failed to connect, handshake or authenticate is backed off
+        (``backoff`` doubling to ``max_backoff``); while every server is, queries fail
+        at once with the remembered errors (RFC 7858 section 3.1). Call this when you
+        know better, e.g. after the network came back or the server was fixed."""
+        with self._mutex:
+            self._rotation.forget()
 
     def close_connections(self) -> None:
         """Close every connection now (queries in flight on them fail over to new
