@@ -709,7 +709,7 @@ class AsyncServerPool:
 
     def _idle_timeout(self, connection: AsyncConnection) -> float:
         """Our idle timeout, or shorter if the server offered one (RFC 7828 section
-        3.3.2: the client closes before the server would)."""
+        3.2.2: the client closes before the server would)."""
         offered = connection.protocol.keepalive_timeout
         if offered is None:
             return self._config.idle_timeout
@@ -750,7 +750,7 @@ class AsyncServerPool:
                 if session is not None and (session.has_ticket or session.id):
                     self._session = SavedSession(connection.attempt, session, connection.tls)
             if connection.protocol.keepalive_timeout == 0 and not connection.retired:
-                # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
+                # RFC 7828 section 3.2.2: a timeout of 0 asks the client to close soon.
                 self._unpool(connection)
 
     def _stalled(self, connection: AsyncConnection) -> None:
