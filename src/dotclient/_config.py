@@ -38,8 +38,10 @@ __all__ = [
 
 #: Seconds a query may take by default: connect, handshake and answer together.
 DEFAULT_TIMEOUT = 5.0
-#: Connections a client keeps to its server; a second opens only when the first is full.
-DEFAULT_MAX_CONNECTIONS = 2
+#: Connections a client keeps to each server, retired ones still finishing queries
+#: included: one, as RFC 7766 section 6.2.2 recommends ("no more than one connection for
+#: regular queries"); pipelining (max_in_flight) is what carries the load.
+DEFAULT_MAX_CONNECTIONS = 1
 #: Queries pipelined on one connection before callers wait (RFC 7766 section 6.2.1.1).
 DEFAULT_MAX_IN_FLIGHT = 100
 #: Seconds a connection with nothing in flight stays open (RFC 7858 section 3.4).

@@ -416,6 +416,9 @@ class AsyncServerPool:
         self._mutex = mutex
         self._stats = stats
         self._pool: list[AsyncConnection] = []
+        # Retired connections still busy with queries: they count against
+        # max_connections until they close (RFC 7766 section 6.2.2).
+        self._draining: set[AsyncConnection] = set()
         self._connecting = False
         self._slot_waiters: collections.deque[backend.Event] = collections.deque()
         # Connects that failed, and the last failure: callers waiting for a slot while
@@ -642,6 +645,8 @@ class AsyncServerPool:
         if connection in self._pool:
             self._pool.remove(connection)
             self._stats.unmatched += connection.protocol.unmatched
+            if connection.reserved and not connection.closed:
+                self._draining.add(connection)
 
     def _server_closed(self, connection: AsyncConnection) -> None:
         """Learn from a connection the server closed while busy with pipelined queries:
@@ -667,7 +672,10 @@ class AsyncServerPool:
             self._per_connection_until = time.monotonic() + _LIMIT_LIFETIME
 
     def _active(self) -> int:
-        return sum(1 for c in self._pool if c.usable)
+        """Connections open to the server: usable ones, and retired ones still
+        finishing queries unless the server has closed them already."""
+        draining = sum(1 for c in self._draining if not (c.closed or c.protocol.closed))
+        return sum(1 for c in self._pool if c.usable) + draining
 
     def _wake_slot(self) -> None:
         if self._slot_waiters:
@@ -682,6 +690,8 @@ class AsyncServerPool:
     def _release(self, connection: AsyncConnection) -> None:
         with self._mutex:
             connection.reserved -= 1
+            if not connection.reserved:
+                self._draining.discard(connection)
             self._wake_slot()
             if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
                 self._unpool(connection)
@@ -833,8 +843,9 @@ class AsyncClient:
       says so in :attr:`Response.authenticated`.
     * ``padding`` (True): pad queries to multiples of 128 octets (RFC 8467).
     * ``max_in_flight`` (100): queries pipelined on one connection (RFC 7766 section
-      6.2.1.1); ``max_connections`` (2): connections kept to each server. A second
-      connection opens only when the first is full; past both limits callers wait
+      6.2.1.1); ``max_connections`` (1, RFC 7766 section 6.2.2): connections open to each
+      server at once, retired ones still finishing queries included. With more than
+      one, another opens only when the others are full; past both limits callers wait
       (within their timeout) instead of failing.
     * ``idle_timeout`` (10.0): seconds a connection with nothing in flight stays open.
     * ``keepalive`` (False): send the EDNS TCP keepalive option (RFC 7828) and close
