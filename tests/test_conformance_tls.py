@@ -5,13 +5,20 @@
   subjectAltName fails authentication (RFC 6125 section 6.4.4, RFC 8310 section 8).
 - Two SPKI pins where only the second (the backup) matches authenticate the server
   (RFC 7858 section 4.2: "one or more" pins).
+- The ClientHello, as a server receives it, offers TLS 1.2 suites with ECDHE and AES-GCM
+  or ChaCha20-Poly1305 only (RFC 7858 section 8, BCP 195): no CBC, no plain DHE, no RSA
+  key exchange.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
+import struct
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -23,6 +30,8 @@ import dotclient
 from dotclient._tls import TLSPolicy, format_pin
 from dotclient.testing import IssuedCert, TestCA, UnboundServer
 
+from fakeserver import FakeConnection, FakeServer
+from memtls import pump
 from modes import open_client
 
 
@@ -121,3 +130,89 @@ def test_the_backup_pin_alone_matches(
     with open_client(mode, spec, ca_file=ca_file, pins=[spare]) as client:
         with pytest.raises(dotclient.AuthenticationError, match="no SPKI pin matched"):
             client.resolve("www.dot.test")
+
+
+# TLS 1.2 suites BCP 195 allows here (IANA code points): ECDHE with AES-GCM or
+# ChaCha20-Poly1305, ECDSA or RSA certificates.
+_ECDHE_AEAD = {
+    0xC02B: "ECDHE-ECDSA-AES128-GCM-SHA256",
+    0xC02C: "ECDHE-ECDSA-AES256-GCM-SHA384",
+    0xC02F: "ECDHE-RSA-AES128-GCM-SHA256",
+    0xC030: "ECDHE-RSA-AES256-GCM-SHA384",
+    0xCCA8: "ECDHE-RSA-CHACHA20-POLY1305",
+    0xCCA9: "ECDHE-ECDSA-CHACHA20-POLY1305",
+}
+_TLS13 = {0x1301, 0x1302, 0x1303, 0x1304, 0x1305}
+_SCSV = {0x00FF, 0x5600}  # renegotiation info and fallback signalling values
+
+
+def _offered_suites(hello: bytes) -> set[int]:
+    """The cipher suites of a TLS ClientHello record (RFC 8446 section 4.1.2), parsed
+    here independently of the ssl module."""
+    assert hello[0] == 22, "not a handshake record"
+    (record_length,) = struct.unpack_from("!H", hello, 3)
+    body = hello[5 : 5 + record_length]
+    assert body[0] == 1, "not a ClientHello"
+    pos = 4 + 2 + 32  # handshake header, legacy_version, random
+    pos += 1 + body[pos]  # legacy_session_id
+    (length,) = struct.unpack_from("!H", body, pos)
+    suites = body[pos + 2 : pos + 2 + length]
+    return {struct.unpack_from("!H", suites, i)[0] for i in range(0, length, 2)}
+
+
+def _read_client_hello(conn: FakeConnection) -> None:
+    """With tls=False: read the whole first TLS record (the ClientHello), then close."""
+    data = b""
+    while len(data) < 5 or len(data) < 5 + struct.unpack_from("!H", data, 3)[0]:
+        chunk = conn.recv_some()
+        if not chunk:
+            return
+        data += chunk
+    conn.sock.shutdown(socket.SHUT_RDWR)
+
+
+def test_the_client_hello_offers_ecdhe_aead_suites_only(
+    mode: str, server_cert: IssuedCert, ca_file: str
+) -> None:
+    with FakeServer(server_cert, _read_client_hello, tls=False) as server:
+        with open_client(mode, server.spec, ca_file=ca_file, timeout=5) as client:
+            with pytest.raises(dotclient.DoTError):
+                client.resolve("a.test")
+        server.wait_handlers()
+        offered = _offered_suites(bytes(server.streams[0]))
+    tls12 = offered - _TLS13 - _SCSV
+    assert tls12 and tls12 <= set(_ECDHE_AEAD), sorted(hex(s) for s in tls12 - set(_ECDHE_AEAD))
+    assert {0xC02B, 0xC02F} <= tls12  # the suites RFC 7525 section 4.2 recommends
+    assert offered & _TLS13  # TLS 1.3 stays on
+
+
+def test_the_suite_parser_sees_what_bcp_195_forbids() -> None:
+    """The control: OpenSSL's default client offers more (plain DHE, CBC with SHA-2,
+    as OpenSSL 3.0 does), and the parser finds them, so the test above could fail."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    outgoing = ssl.MemoryBIO()
+    client = context.wrap_bio(ssl.MemoryBIO(), outgoing, server_hostname="dot.test")
+    with pytest.raises(ssl.SSLWantReadError):
+        client.do_handshake()
+    offered = _offered_suites(outgoing.read())
+    assert offered - _TLS13 - _SCSV - set(_ECDHE_AEAD)
+
+
+def test_a_tls12_only_server_negotiates_an_aead_suite(test_ca: TestCA, ca_file: str) -> None:
+    """A TLS 1.2 server offering every suite agrees on an ECDHE AEAD one with dotclient."""
+    policy = TLSPolicy(dotclient.Server("127.0.0.1", auth_name="dot.test"), ca_file=ca_file)
+    cert = test_ca.issue("dot.test")
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.maximum_version = ssl.TLSVersion.TLSv1_2
+    server_context.set_ciphers("ALL")
+    with tempfile.TemporaryDirectory() as tmp:
+        server_context.load_cert_chain(*cert.write(Path(tmp)))
+    bios = [ssl.MemoryBIO() for _ in range(4)]
+    (attempt,) = policy.attempts()
+    client = attempt.context.wrap_bio(bios[0], bios[1], server_hostname="dot.test")
+    server = server_context.wrap_bio(bios[2], bios[3], server_side=True)
+    pump(client, server, bios)
+    name, version, _ = client.cipher()
+    assert version == "TLSv1.2" and name in _ECDHE_AEAD.values()

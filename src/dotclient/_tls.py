@@ -31,11 +31,24 @@ from typing import Any, Literal
 from ._exceptions import AuthenticationError, TLSError
 from ._server import Server
 
-__all__ = ["Attempt", "PROFILES", "TLSInfo", "TLSPolicy", "format_pin", "spki_digest"]
+__all__ = [
+    "PROFILES",
+    "TLS12_CIPHERS",
+    "Attempt",
+    "TLSInfo",
+    "TLSPolicy",
+    "format_pin",
+    "spki_digest",
+]
 
 Profile = Literal["strict", "opportunistic"]
 PROFILES: tuple[str, ...] = ("strict", "opportunistic")
 _OLD_VERSIONS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+#: The TLS 1.2 cipher suites offered (RFC 7858 section 8: follow BCP 195; RFC 7525
+#: section 4.2 recommends ECDHE with AES-GCM, RFC 9325 adds ChaCha20-Poly1305): forward
+#: secret and AEAD only, so no CBC, no plain DHE, no RSA key exchange. TLS 1.3 suites
+#: are all AEAD and forward secret, and OpenSSL's defaults for them stand.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def spki_digest(cert_der: bytes) -> bytes:
@@ -221,6 +234,7 @@ class TLSPolicy:
     def _base_context(self, verify: bool) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS12_CIPHERS)
         ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
         # RFC 6125 section 6.4.4 / RFC 8310 section 8: subjectAltName only. Python leaves
         # OpenSSL's fallback to the subject CN on (for a certificate with no SAN).
