@@ -5,6 +5,8 @@
   subjectAltName fails authentication (RFC 6125 section 6.4.4, RFC 8310 section 8).
 - Two SPKI pins where only the second (the backup) matches authenticate the server
   (RFC 7858 section 4.2: "one or more" pins).
+- Pins in the opportunistic profile: kept, with a warning when the client is made; a
+  pin that does not match leaves the answer unauthenticated, and says why.
 - The ClientHello, as a server receives it, offers TLS 1.2 suites with ECDHE and AES-GCM
   or ChaCha20-Poly1305 only (RFC 7858 section 8, BCP 195): no CBC, no plain DHE, no RSA
   key exchange.
@@ -12,11 +14,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import ssl
 import struct
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,3 +220,30 @@ def test_a_tls12_only_server_negotiates_an_aead_suite(test_ca: TestCA, ca_file: 
     pump(client, server, bios)
     name, version, _ = client.cipher()
     assert version == "TLSv1.2" and name in _ECDHE_AEAD.values()
+
+
+def test_pins_in_the_opportunistic_profile_warn_and_do_not_authenticate(
+    mode: str, unbound: UnboundServer, ca_file: str, server_cert: IssuedCert
+) -> None:
+    """Kept, not refused (the probe needs it): the client warns when made, and a pin
+    mismatch leaves the answer unauthenticated with the reason; a match authenticates."""
+    spec = f"127.0.0.1:{unbound.port}#dot.test"
+    for pin, authenticated in [(format_pin(b"\x01" * 32), False), (server_cert.spki_pin, True)]:
+        with contextlib.ExitStack() as stack:
+            with pytest.warns(UserWarning, match="pins with profile='opportunistic'"):
+                client = stack.enter_context(
+                    open_client(mode, spec, ca_file=ca_file, pins=[pin], profile="opportunistic")
+                )
+            response = client.resolve("www.dot.test")
+        assert response.authenticated is authenticated
+        if not authenticated:
+            assert response.tls.auth_error is not None
+            assert "no SPKI pin matched" in response.tls.auth_error
+
+
+def test_pins_in_the_strict_profile_do_not_warn(ca_file: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        options = {"ca_file": ca_file, "pins": [format_pin(b"\x01" * 32)]}
+        dotclient.Client("127.0.0.1#dot.test", **options).close()
+        dotclient.Client("127.0.0.1#dot.test", ca_file=ca_file, profile="opportunistic").close()

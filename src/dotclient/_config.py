@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+import warnings
 from collections.abc import Iterable
 
 import dns.message
@@ -185,6 +186,18 @@ class ClientConfig:
             for each in self.servers
         )
         self.tls = self.policies[0]
+        if profile == "opportunistic" and any(each.pins for each in self.servers):
+            # Kept, not refused: a caller may want answers whatever the pin says (the
+            # probe does), and Response.authenticated says False; but a pin that
+            # cannot stop a query is likely a mistake (RFC 7858 section 4.2 makes a
+            # mismatch non-recoverable in the pinned profile), so say so.
+            warnings.warn(
+                "pins with profile='opportunistic': a server whose pin does not match "
+                "is still used, unauthenticated (Response.authenticated is False); use "
+                "the strict profile to make a pin mismatch fatal (RFC 7858 section 4.2)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def deadline(self, timeout: float | None) -> float:
         """The ``time.monotonic()`` instant by which a query started now must end."""
