@@ -135,6 +135,7 @@ class ClientConfig:
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         keepalive: bool = False,
         resumption: bool = True,
+        fast_open: bool = False,
     ) -> None:
         #: The servers, in the order given; ``server`` is the first.
         self.servers = _parse_servers(server, servers, auth_name, pins)
@@ -160,6 +161,8 @@ class ClientConfig:
         self.idle_timeout = _check_timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout")
         self.keepalive = bool(keepalive)
         self.resumption = bool(resumption)
+        #: Ask for TCP Fast Open (RFC 7413) on new connections (RFC 7858 section 3.4).
+        self.fast_open = bool(fast_open)
         if padding is True:
             self.padding = DEFAULT_PADDING_BLOCK
         elif padding is False or padding is None:

@@ -9,14 +9,16 @@ which matters when many pipelined answers arrive in one segment.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._exceptions import Timeout, map_io_errors
+from .._exceptions import ConnectError, Timeout, map_io_errors
 from .._server import Server
-from . import quickack
+from . import fast_open as set_fast_open
+from . import quickack, refused_is_connect
 
 __all__ = [
     "AsyncLock",
@@ -213,20 +215,50 @@ class AsyncStream:
             transport.abort()
 
 
+async def _fast_open_socket(server: Server) -> socket.socket:
+    """A TCP socket connected to ``server`` with TCP Fast Open asked for: with a cookie
+    from an earlier connection, connect() returns at once and the ClientHello asyncio
+    writes next goes in the SYN. Tries each address, as asyncio does."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+    errors: list[OSError] = []
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            set_fast_open(sock)
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            errors.append(exc)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if len(errors) == 1:
+        raise errors[0]
+    reasons = "; ".join(str(e) for e in errors) or "no address"
+    raise ConnectError(f"cannot connect to {server}: {reasons}", server=server)
+
+
 async def open_tls_stream(
     server: Server,
     context: ssl.SSLContext,
     server_hostname: str | None,
     timeout: float,
     session: ssl.SSLSession | None = None,
+    fast_open: bool = False,
 ) -> AsyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
-    None sends no SNI. ``session`` offers an earlier session of ``context`` for
-    resumption. asyncio has no parameter for it, so the context's ``wrap_bio`` is
-    shadowed for the duration of the connect: callers must not connect with the same
-    context concurrently while passing a session (the clients connect one at a time).
+    None sends no SNI. ``fast_open`` asks for TCP Fast Open where the kernel offers it
+    (the socket is then made here, not by asyncio). ``session`` offers an earlier
+    session of ``context`` for resumption. asyncio has no parameter for it, so the
+    context's ``wrap_bio`` is shadowed for the duration of the connect: callers must
+    not connect with the same context concurrently while passing a session (the
+    clients connect one at a time).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
@@ -248,22 +280,33 @@ async def open_tls_stream(
         connected = True
         return _StreamProtocol()
 
+    async def connect() -> tuple[asyncio.BaseTransport, _StreamProtocol]:
+        sock = await _fast_open_socket(server) if fast_open else None
+        address = (
+            {"sock": sock} if sock is not None else {"host": server.host, "port": server.port}
+        )
+        try:
+            return await loop.create_connection(
+                protocol_factory,
+                **address,
+                ssl=context,
+                # asyncio takes "" to mean: no SNI, no host name check.
+                server_hostname=server_hostname if server_hostname is not None else "",
+                ssl_handshake_timeout=timeout,
+            )
+        except BaseException:
+            if sock is not None and not connected:
+                sock.close()
+            raise
+
     try:
         try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    protocol_factory,
-                    server.host,
-                    server.port,
-                    ssl=context,
-                    # asyncio takes "" to mean: no SNI, no host name check.
-                    server_hostname=server_hostname if server_hostname is not None else "",
-                    ssl_handshake_timeout=timeout,
-                ),
-                timeout,
-            )
+            transport, protocol = await asyncio.wait_for(connect(), timeout)
         except Exception:
-            with map_io_errors("handshake" if connected else "connect", server):
+            with (
+                map_io_errors("handshake" if connected else "connect", server),
+                refused_is_connect(server),
+            ):
                 raise
     finally:
         if session is not None:

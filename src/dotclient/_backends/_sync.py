@@ -14,7 +14,8 @@ from typing import Any
 
 from .._exceptions import ConnectError, ConnectionLost, Timeout, map_io_errors
 from .._server import Server
-from . import quickack
+from . import fast_open as set_fast_open
+from . import quickack, refused_is_connect
 
 __all__ = [
     "Event",
@@ -217,26 +218,16 @@ def _close_orphaned_ssl_socket(exc: BaseException) -> None:
         error = error.__cause__ or error.__context__
 
 
-def open_tls_stream(
+def _wrap(
+    sock: socket.socket,
     server: Server,
     context: ssl.SSLContext,
     server_hostname: str | None,
-    timeout: float,
-    session: ssl.SSLSession | None = None,
-) -> SyncStream:
-    """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
-
-    ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
-    None sends no SNI. ``session`` offers an earlier session of ``context`` for
-    resumption.
-    """
-    if timeout <= 0:
-        raise Timeout(f"no time left to connect to {server}", server=server)
-    deadline = time.monotonic() + timeout
-    sock = _connect_tcp(server, deadline)
+    session: ssl.SSLSession | None,
+) -> ssl.SSLSocket:
     try:
         with map_io_errors("handshake", server):
-            tls = context.wrap_socket(
+            return context.wrap_socket(
                 sock,
                 server_hostname=server_hostname,
                 do_handshake_on_connect=False,
@@ -246,11 +237,78 @@ def open_tls_stream(
         _close_orphaned_ssl_socket(exc)
         sock.close()
         raise
+
+
+def _connect_fast_open(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    session: ssl.SSLSession | None,
+    deadline: float,
+) -> ssl.SSLSocket:
+    """Like :func:`_connect_tcp` then :func:`_wrap`, with TCP Fast Open asked for. The
+    socket is wrapped before it connects: with a cookie, connect() returns before the
+    SYN is sent, and ``ssl`` takes a socket that is neither connected nor unconnected
+    for an error; the ClientHello of the handshake then goes in the SYN."""
+    errors: list[str] = []
+    for family, sockaddr in _resolve(server, deadline - time.monotonic()):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            set_fast_open(sock)
+        except BaseException:
+            sock.close()
+            raise
+        tls = _wrap(sock, server, context, server_hostname, session)
+        try:
+            tls.settimeout(left)
+            with map_io_errors("connect", server):
+                tls.connect(sockaddr)
+            return tls
+        except Timeout:
+            tls.close()
+            raise
+        except ConnectError as exc:
+            tls.close()
+            errors.append(str(exc))
+        except BaseException:
+            tls.close()
+            raise
+    if errors:
+        raise ConnectError("; ".join(errors), server=server)
+    raise Timeout(f"timed out connecting to {server}", server=server)
+
+
+def open_tls_stream(
+    server: Server,
+    context: ssl.SSLContext,
+    server_hostname: str | None,
+    timeout: float,
+    session: ssl.SSLSession | None = None,
+    fast_open: bool = False,
+) -> SyncStream:
+    """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
+
+    ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
+    None sends no SNI. ``session`` offers an earlier session of ``context`` for
+    resumption. ``fast_open`` asks for TCP Fast Open where the kernel offers it.
+    """
+    if timeout <= 0:
+        raise Timeout(f"no time left to connect to {server}", server=server)
+    deadline = time.monotonic() + timeout
+    if fast_open:
+        tls = _connect_fast_open(server, context, server_hostname, session, deadline)
+    else:
+        sock = _connect_tcp(server, deadline)
+        tls = _wrap(sock, server, context, server_hostname, session)
     try:
         left = deadline - time.monotonic()
         if left <= 0:
             raise Timeout(f"timed out before the TLS handshake with {server}", server=server)
-        with map_io_errors("handshake", server):
+        with map_io_errors("handshake", server), refused_is_connect(server):
             tls.settimeout(left)
             tls.do_handshake()
     except BaseException:
