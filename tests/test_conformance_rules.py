@@ -128,3 +128,20 @@ def test_no_offer_no_withdrawal() -> None:
     qid, data = proto.send_question(dns.name.from_text("a.test."), 1, 1)
     proto.receive_data(_respond(data, None))
     assert proto.result(qid) is not None and proto.keepalive_timeout == 0.5
+
+
+def test_padding_octets_are_zero(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
+    """RFC 7830 section 3: "The PADDING octets SHOULD be set to 0x00"; on both paths."""
+    message = dns.message.make_query("message.test", "TXT")
+    with FakeServer(server_cert) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            client.resolve("a.test")
+            client.query(message)
+    assert len(server.frames) == 2
+    for wire in server.frames:
+        (padding,) = [
+            o.to_wire() or b""
+            for o in dns.message.from_wire(wire).options
+            if o.otype == dns.edns.OptionType.PADDING
+        ]
+        assert padding and padding == bytes(len(padding))
