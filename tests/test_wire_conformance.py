@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import collections
 import socket
 import ssl
 import struct
@@ -23,6 +24,8 @@ import dns.tsigkeyring
 import pytest
 
 import dotclient
+from dotclient._backends import _async as _async_backend
+from dotclient._backends import _sync as _sync_backend
 from dotclient._protocol import DoTProtocol
 from dotclient.testing import IssuedCert, NamedServer
 
@@ -163,22 +166,29 @@ def test_bind_rejects_a_query_signed_with_another_key(
 def test_bind_answers_out_of_order_and_each_answer_finds_its_query(
     mode: str, named: NamedServer, ca_file: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The order on the wire is the order of the stream writes (one per query, under
+    # the connection's write lock), not the order IDs were drawn in (threads race).
     sent: list[int] = []
     arrived: list[int] = []
-    send_question = DoTProtocol.send_question
+    sync_write = _sync_backend.SyncStream.write
+    async_write = _async_backend.AsyncStream.write
     receive_data = DoTProtocol.receive_data
 
-    def spy_send(self: DoTProtocol, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
-        qid, data = send_question(self, *args, **kwargs)
-        sent.append(qid)
-        return qid, data
+    def spy_sync_write(self: Any, data: bytes, timeout: float) -> None:
+        sent.append(struct.unpack_from("!H", data, 2)[0])
+        sync_write(self, data, timeout)
+
+    async def spy_async_write(self: Any, data: bytes, timeout: float) -> None:
+        sent.append(struct.unpack_from("!H", data, 2)[0])
+        await async_write(self, data, timeout)
 
     def spy_receive(self: DoTProtocol, data: bytes) -> list[int]:
         ready = receive_data(self, data)
         arrived.extend(ready)
         return ready
 
-    monkeypatch.setattr(DoTProtocol, "send_question", spy_send)
+    monkeypatch.setattr(_sync_backend.SyncStream, "write", spy_sync_write)
+    monkeypatch.setattr(_async_backend.AsyncStream, "write", spy_async_write)
     monkeypatch.setattr(DoTProtocol, "receive_data", spy_receive)
     names = ["a.example.test", "www.example.test", "nx.example.test", "mail.example.test"]
     spec = f"127.0.0.1:{named.port}#dot.test"
@@ -192,8 +202,12 @@ def test_bind_answers_out_of_order_and_each_answer_finds_its_query(
     for name, outcome in zip(burst, outcomes, strict=True):
         assert isinstance(outcome, dotclient.Response), outcome
         assert outcome.message.question[0].name.to_text() == name + "."
-    position = {qid: index for index, qid in enumerate(sent)}
-    order = [position[qid] for qid in arrived]
+    # An ID freed by its answer may be drawn again later in the burst: match each
+    # arrival to the earliest send of its ID not yet answered.
+    positions: dict[int, collections.deque[int]] = collections.defaultdict(collections.deque)
+    for index, qid in enumerate(sent):
+        positions[qid].append(index)
+    order = [positions[qid].popleft() for qid in arrived]
     assert sorted(order) == list(range(len(sent)))  # every query answered, once
     assert any(b < a for a, b in zip(order, order[1:], strict=False)), (
         "BIND answered in order this time"
