@@ -39,6 +39,9 @@ class AsyncDriver:
     def close_connections(self) -> None:
         self.loop.run_until_complete(self.client.close_connections())
 
+    def forget_failures(self) -> None:
+        self.client.forget_failures()
+
     def sleep(self, seconds: float) -> None:
         """Let time pass with the loop running, so the client's timers fire."""
         self.loop.run_until_complete(asyncio.sleep(seconds))

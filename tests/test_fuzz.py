@@ -293,15 +293,22 @@ def build_stream(plan: Plan, sent: list[Any], data: st.DataObject) -> Stream:
     return stream
 
 
-def expected_keepalive(frames: Sequence[Frame]) -> float | None:
-    """The keepalive timeout offered by the last delivered answer that offers one."""
+def expected_keepalive(frames: Sequence[Frame], offered: bool) -> float | None:
+    """The keepalive timeout offered by the last delivered answer that offers one, or
+    None after a delivered answer without the option when the queries offered it (RFC
+    7828 section 3.2.2: the server does not support it, whatever came before)."""
     timeout = None
     for frame in frames:
         if not frame.first:
             continue
+        data = None
         for option in dns.message.from_wire(frame.wire).options:
-            if option.otype == KEEPALIVE and len(option.to_wire()) == 2:
-                timeout = int.from_bytes(option.to_wire(), "big") / 10
+            if option.otype == KEEPALIVE:
+                data = option.to_wire()
+        if data is not None and len(data) == 2:
+            timeout = int.from_bytes(data, "big") / 10
+        elif data is None and offered:
+            timeout = None
     return timeout
 
 
@@ -328,7 +335,7 @@ def test_answers_in_any_order_and_any_chunking_reach_their_queries(
     assert proto.in_flight == 0
     assert proto.answered == len(sent)
     assert proto.unmatched == len(plan.strays) + len(plan.duplicates)
-    assert proto.keepalive_timeout == expected_keepalive(stream.frames)
+    assert proto.keepalive_timeout == expected_keepalive(stream.frames, plan.keepalive)
     for frame in stream.frames:
         if frame.first:
             value = proto.result(frame.qid)

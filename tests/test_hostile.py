@@ -482,8 +482,10 @@ def test_hostile_server(mode: str, ca_file: str, certs: dict[str, IssuedCert], c
                 # The second answer was dropped and counted, not given to the bystander.
                 assert client.stats.unmatched == 1
 
-            # 3. the server behaves again: the client is still usable
+            # 3. the server behaves again: the client is still usable (once told to
+            # forget the failure: a refused handshake is remembered, RFC 7858 3.1)
             server.recover(certs["good"])
+            client.forget_failures()
             _check_answer(client.resolve("after.test"), "after recovery")
             assert client.stats.in_flight == 0
             assert not pending_tasks(client)

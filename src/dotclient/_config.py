@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+import warnings
 from collections.abc import Iterable
 
 import dns.message
@@ -40,17 +41,20 @@ __all__ = [
 
 #: Seconds a query may take by default: connect, handshake and answer together.
 DEFAULT_TIMEOUT = 5.0
-#: Connections a client keeps to its server; a second opens only when the first is full.
-DEFAULT_MAX_CONNECTIONS = 2
+#: Connections a client keeps to each server, retired ones still finishing queries
+#: included: one, as RFC 7766 section 6.2.2 recommends ("no more than one connection for
+#: regular queries"); pipelining (max_in_flight) is what carries the load.
+DEFAULT_MAX_CONNECTIONS = 1
 #: Queries pipelined on one connection before callers wait (RFC 7766 section 6.2.1.1).
 DEFAULT_MAX_IN_FLIGHT = 100
 #: Seconds a connection with nothing in flight stays open (RFC 7858 section 3.4).
 DEFAULT_IDLE_TIMEOUT = 10.0
 
 #: Seconds a server that failed is tried only after the others; doubled with each further
-#: failure in a row (RFC 7858 section 3.1), up to DEFAULT_MAX_BACKOFF.
+#: failure in a row (RFC 7858 section 3.1), up to DEFAULT_MAX_BACKOFF: the RFC's "such as
+#: one hour" for a server that keeps failing (see dotclient._failover).
 DEFAULT_BACKOFF = 1.0
-DEFAULT_MAX_BACKOFF = 300.0
+DEFAULT_MAX_BACKOFF = 3600.0
 
 ServerSpec = str | Server
 #: A checked question: name, type, class and whether to set the DO bit.
@@ -156,6 +160,7 @@ class ClientConfig:
         proxy: str | None = None,
         happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
         bootstrap: Iterable[ServerSpec] | None = None,
+        fast_open: bool = False,
     ) -> None:
         #: The servers, in the order given; ``server`` is the first.
         self.servers = _parse_servers(server, servers, auth_name, pins)
@@ -181,6 +186,8 @@ class ClientConfig:
         self.idle_timeout = _check_timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout")
         self.keepalive = bool(keepalive)
         self.resumption = bool(resumption)
+        #: Ask for TCP Fast Open (RFC 7413) on new connections (RFC 7858 section 3.4).
+        self.fast_open = bool(fast_open)
         if padding is True:
             self.padding = DEFAULT_PADDING_BLOCK
         elif padding is False or padding is None:
@@ -213,6 +220,18 @@ class ClientConfig:
         self.route = make_route(source_address, proxy, happy_eyeballs_delay)
         #: Servers (by IP) that look up the names of the others over DoT; () for none.
         self.bootstrap = _parse_bootstrap(bootstrap)
+        if profile == "opportunistic" and any(each.pins for each in self.servers):
+            # Kept, not refused: a caller may want answers whatever the pin says (the
+            # probe does), and Response.authenticated says False; but a pin that
+            # cannot stop a query is likely a mistake (RFC 7858 section 4.2 makes a
+            # mismatch non-recoverable in the pinned profile), so say so.
+            warnings.warn(
+                "pins with profile='opportunistic': a server whose pin does not match "
+                "is still used, unauthenticated (Response.authenticated is False); use "
+                "the strict profile to make a pin mismatch fatal (RFC 7858 section 4.2)",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def deadline(self, timeout: float | None) -> float:
         """The ``time.monotonic()`` instant by which a query started now must end."""

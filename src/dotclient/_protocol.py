@@ -178,7 +178,8 @@ def render_query(
     untouched. With ``padding`` > 0, add an EDNS(0) Padding option (RFC 7830) so the
     message length is a multiple of ``padding`` (RFC 8467 block-length padding). With
     ``keepalive``, add an empty edns-tcp-keepalive option (RFC 7828 section 3.1) unless
-    the message has one; it comes before the padding option."""
+    the message has one; it comes before the padding option. A keepalive option of the
+    caller's is sent empty: RFC 7828 section 3.2.1 has clients send no TIMEOUT."""
     return _render(message, query_id, padding, keepalive)[0]
 
 
@@ -191,6 +192,13 @@ def _render(
         # to_wire() rewrites the TSIG RRset in place; keep the caller's intact.
         msg.tsig = copy.copy(msg.tsig)
     options = list(msg.options) if msg.edns >= 0 else []
+    # RFC 7828 section 3.2.1: a client MUST send the option with length 0, no TIMEOUT.
+    strip = any(o.otype == _KEEPALIVE and o.to_wire() for o in options)
+    if strip:
+        options = [
+            dns.edns.GenericOption(_KEEPALIVE, b"") if o.otype == _KEEPALIVE else o
+            for o in options
+        ]
     add_keepalive = keepalive and not any(o.otype == _KEEPALIVE for o in options)
     if add_keepalive:
         options.append(dns.edns.GenericOption(_KEEPALIVE, b""))
@@ -201,7 +209,7 @@ def _render(
     )
     if repad:
         options = [o for o in options if o.otype != dns.edns.OptionType.PADDING]
-    if add_keepalive or repad:
+    if add_keepalive or repad or strip:
         pad = padding or msg.pad
         if msg.edns < 0:
             msg.use_edns(0, options=options, pad=pad)
@@ -513,13 +521,15 @@ def _describe(question: dns.rrset.RRset) -> str:
 class _Pending:
     """What the response to one query in flight is checked against."""
 
-    __slots__ = ("keyring", "mac", "opcode", "question")
+    __slots__ = ("keepalive", "keyring", "mac", "opcode", "question")
 
-    def __init__(self, message: dns.message.Message, mac: bytes | None) -> None:
+    def __init__(self, message: dns.message.Message, mac: bytes | None, keepalive: bool) -> None:
         self.question = message.question[0]  # send_query requires exactly one
         self.opcode = message.opcode()
         self.keyring = message.keyring
         self.mac = mac
+        #: The query offered edns-tcp-keepalive (RFC 7828 section 3.2.2 then applies).
+        self.keepalive = keepalive
 
 
 class DoTProtocol:
@@ -651,7 +661,10 @@ class DoTProtocol:
         except BaseException:
             self._reserved.discard(qid)
             raise
-        self._pending[qid] = _Pending(message, mac)
+        offered = self.keepalive or (
+            message.edns >= 0 and any(o.otype == _KEEPALIVE for o in message.options)
+        )
+        self._pending[qid] = _Pending(message, mac, offered)
         return qid, encode_frame(wire)
 
     def abandon(self, query_id: int) -> None:
@@ -727,12 +740,20 @@ class DoTProtocol:
                 self._deliver(qid, wire)
                 return qid
             # Not certain from the bytes: dnspython decides, and words any error.
-            response = self._parse(qid, wire, None, None, _QUERY, pending.question())
+            response = self._parse(
+                qid, wire, None, None, _QUERY, pending.question(), self.keepalive
+            )
             if response is not None:
                 self._deliver(qid, wire)
             return qid
         response = self._parse(
-            qid, wire, pending.keyring, pending.mac, pending.opcode, pending.question
+            qid,
+            wire,
+            pending.keyring,
+            pending.mac,
+            pending.opcode,
+            pending.question,
+            pending.keepalive,
         )
         if response is not None:
             self._deliver(qid, response)
@@ -764,9 +785,19 @@ class DoTProtocol:
         opt_ttl, keepalive = skim
         if pos == DNS_HEADER_SIZE and _rcode(wire, opt_ttl) not in _QUESTIONLESS_RCODES:
             return False
-        if keepalive is not None and len(keepalive) == 2:
-            self.keepalive_timeout = _U16.unpack(keepalive)[0] / 10
+        self._keepalive_seen(self.keepalive, keepalive)
         return True
+
+    def _keepalive_seen(self, offered: bool, data: bytes | None) -> None:
+        """RFC 7828 section 3.2.2: honour the TIMEOUT of a response's keepalive option
+        (overriding any earlier one); a response without the option to a query that
+        offered it means the server does not support it, "even if a previous
+        edns-keepalive-option exchange occurred": back to the client's own idle
+        timeout (RFC 7766 section 6.2.3)."""
+        if data is not None and len(data) == 2:
+            self.keepalive_timeout = _U16.unpack(data)[0] / 10
+        elif data is None and offered:
+            self.keepalive_timeout = None
 
     def _parse(
         self,
@@ -776,6 +807,7 @@ class DoTProtocol:
         mac: bytes | None,
         opcode: dns.opcode.Opcode,
         question: dns.rrset.RRset,
+        offered: bool,
     ) -> dns.message.Message | None:
         """Parse and check ``wire`` with dnspython; on failure, fail ``qid`` and return
         None."""
@@ -801,11 +833,11 @@ class DoTProtocol:
         if problem is not None:
             self._fail(qid, ProtocolError(f"response to query {qid} does not match: {problem}"))
             return None
+        data = None
         for option in response.options:
             if option.otype == _KEEPALIVE:
-                data = option.to_wire()
-                if data is not None and len(data) == 2:
-                    self.keepalive_timeout = _U16.unpack(data)[0] / 10
+                data = option.to_wire() or b""
+        self._keepalive_seen(offered, data)
         return response
 
     @staticmethod

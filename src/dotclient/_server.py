@@ -16,6 +16,10 @@ __all__ = ["DEFAULT_PORT", "PRESETS", "Server", "parse_pin", "parse_server"]
 
 #: The DoT port (RFC 7858 section 3.1).
 DEFAULT_PORT = 853
+#: The port a DoT server never uses: RFC 7858 section 3.1 lets a server use another
+#: port than 853 by agreement, but "MUST NOT" be 53, plain DNS's.
+_PLAIN_DNS_PORT = 53
+_PLAIN_DNS_PORT_REASON = "port 53 is plain DNS's; a DoT port must not be 53 (RFC 7858 section 3.1)"
 
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 
@@ -138,6 +142,10 @@ class Server:
             raise InvalidServerSpec(f"server port must be an int, got {self.port!r}")
         if not 0 < self.port < 65536:
             raise InvalidServerSpec(f"invalid port {self.port} for server {spec!r}")
+        if self.port == _PLAIN_DNS_PORT:
+            raise InvalidServerSpec(
+                f"invalid port 53 for server {spec!r}: {_PLAIN_DNS_PORT_REASON}"
+            )
         if self.auth_name is not None:
             if _is_ip(self.auth_name):
                 object.__setattr__(self, "auth_name", str(ipaddress.ip_address(self.auth_name)))
@@ -203,6 +211,10 @@ def _parse_port(text: str, spec: str) -> int:
     # isascii: str.isdigit also accepts digits like '\u0663' or '\u00b2'.
     if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise InvalidServerSpec(f"invalid port {text!r} in server spec {spec!r}")
+    if int(text) == _PLAIN_DNS_PORT:
+        raise InvalidServerSpec(
+            f"invalid port {text!r} in server spec {spec!r}: {_PLAIN_DNS_PORT_REASON}"
+        )
     return int(text)
 
 

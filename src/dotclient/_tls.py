@@ -33,11 +33,24 @@ from typing import Any, Literal
 from ._exceptions import AuthenticationError, TLSError
 from ._server import Server
 
-__all__ = ["Attempt", "PROFILES", "TLSInfo", "TLSPolicy", "format_pin", "spki_digest"]
+__all__ = [
+    "PROFILES",
+    "TLS12_CIPHERS",
+    "Attempt",
+    "TLSInfo",
+    "TLSPolicy",
+    "format_pin",
+    "spki_digest",
+]
 
 Profile = Literal["strict", "opportunistic"]
 PROFILES: tuple[str, ...] = ("strict", "opportunistic")
 _OLD_VERSIONS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
+#: The TLS 1.2 cipher suites offered (RFC 7858 section 8: follow BCP 195; RFC 7525
+#: section 4.2 recommends ECDHE with AES-GCM, RFC 9325 adds ChaCha20-Poly1305): forward
+#: secret and AEAD only, so no CBC, no plain DHE, no RSA key exchange. TLS 1.3 suites
+#: are all AEAD and forward secret, and OpenSSL's defaults for them stand.
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 
 
 def spki_digest(cert_der: bytes) -> bytes:
@@ -141,7 +154,8 @@ class Attempt:
     server_hostname: str | None
     #: The chain is verified against trust anchors during the handshake.
     verifies_chain: bool
-    #: OpenSSL checks the name during the handshake (else we do it afterwards).
+    #: OpenSSL checks the name during the handshake (dotclient checks it afterwards
+    #: either way, with subjectAltName only).
     checks_name: bool
     #: A fallback attempt after authentication failed (opportunistic profile).
     fallback: bool = False
@@ -267,6 +281,7 @@ class TLSPolicy:
     def _base_context(self, verify: bool) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.set_ciphers(TLS12_CIPHERS)
         ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
         _log_keys(ctx)
         if self.client_cert is not None:
@@ -278,6 +293,9 @@ class TLSPolicy:
                     + (f" / client_key {self.client_key!r}" if self.client_key else "")
                     + f": {exc}"
                 ) from exc
+        # RFC 6125 section 6.4.4 / RFC 8310 section 8: subjectAltName only. Python leaves
+        # OpenSSL's fallback to the subject CN on (for a certificate with no SAN).
+        ctx.hostname_checks_common_name = False
         if verify:
             if self.ca_file is not None:
                 try:
@@ -356,7 +374,11 @@ class TLSPolicy:
             if self.server.pins and digests[0] in self.server.pins:
                 return info(True)
             raise AuthenticationError(f"{self.server}: {reason}", server=self.server)
-        if not attempt.checks_name and not self.pin_only:
+        if not self.pin_only:
+            # Checked here even when OpenSSL checked the name in the handshake: a
+            # caller's ssl_context may let OpenSSL accept the subject CN of a
+            # certificate without subjectAltName (hostname_checks_common_name), which
+            # RFC 6125 section 6.4.4 forbids; this matcher never looks at the CN.
             if not certificate_matches(chain[0], self.verify_name):
                 dns_names, ips = certificate_names(chain[0])
                 names = ", ".join(dns_names + ips) or "none"

@@ -8,7 +8,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import sys
+from collections.abc import Iterator
 from typing import Any
 
 from .._exceptions import PLAIN_DNS_HINT, ConnectError, DoTError, Timeout
@@ -18,6 +21,37 @@ from .._route import Route
 from .._server import Server
 
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# Linux 4.11+: connect() returns at once and the first write (our ClientHello) goes in
+# the SYN when the kernel holds a TFO cookie for the server. Python names the constant
+# only on some builds; its value is 30 in linux/tcp.h.
+_FASTOPEN_CONNECT = getattr(
+    socket, "TCP_FASTOPEN_CONNECT", 30 if sys.platform.startswith("linux") else None
+)
+
+
+def fast_open(sock: socket.socket) -> bool:
+    """Ask for TCP Fast Open (RFC 7413) on a socket not yet connected; return whether
+    the kernel took the option. Where it does not (not Linux, an old kernel), the
+    connection is made as usual: Fast Open is an optimisation, never a requirement."""
+    if _FASTOPEN_CONNECT is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, _FASTOPEN_CONNECT, 1)
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def refused_is_connect(server: Any) -> Iterator[None]:
+    """With Fast Open, connect() returns before the server answered the SYN, so a
+    refused connection shows up in the handshake: report it as the connect failure it
+    is (a :class:`ConnectError`, not a lost connection)."""
+    try:
+        yield
+    except ConnectionRefusedError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConnectError(f"cannot connect to {server}: {reason}", server=server) from exc
 
 
 def quickack(sock: Any) -> None:

@@ -21,6 +21,7 @@ from .._exceptions import ConnectError, DoTError, Timeout, map_io_errors
 from .._happy import AddrInfo, Race, family_of
 from .._route import DIRECT, Route
 from .._server import Server
+from . import fast_open as set_fast_open
 from . import (
     ordered_addresses,
     proxy_needs_lookup,
@@ -28,6 +29,7 @@ from . import (
     quickack,
     race_failure,
     race_timeout,
+    refused_is_connect,
 )
 
 __all__ = [
@@ -235,6 +237,7 @@ async def open_tls_stream(
     session: ssl.SSLSession | None = None,
     route: Route = DIRECT,
     addresses: list[AddrInfo] | None = None,
+    fast_open: bool = False,
 ) -> AsyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
@@ -245,7 +248,8 @@ async def open_tls_stream(
     context concurrently while passing a session (the clients connect one at a time).
     ``route`` says where from and through what (:class:`Route`); ``addresses`` are the
     server's, already resolved (``bootstrap=``), else its name is looked up with the
-    system resolver. Several addresses race (RFC 8305).
+    system resolver. Several addresses race (RFC 8305). ``fast_open`` asks for TCP Fast
+    Open (RFC 7413) where the kernel offers it (not through a proxy).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
@@ -265,7 +269,7 @@ async def open_tls_stream(
             )
         if addresses is None:
             addresses = await _resolve(server, timeout)
-        return await _race(server, context, server_hostname, route, addresses, deadline)
+        return await _race(server, context, server_hostname, route, addresses, deadline, fast_open)
     finally:
         if session is not None:
             del context.wrap_bio
@@ -301,7 +305,9 @@ async def _handshake(
     try:
         if left <= 0:
             raise Timeout(f"timed out before the TLS handshake with {server}", server=server)
-        with map_io_errors("handshake", server):
+        # With Fast Open, connect() returned before the SYN went out: a refusal shows up
+        # here, and is the connect failure it is.
+        with map_io_errors("handshake", server), refused_is_connect(server):
             transport, protocol = await asyncio.wait_for(
                 loop.create_connection(
                     _StreamProtocol,
@@ -332,6 +338,7 @@ async def _attempt(
     source: tuple[str, int] | None,
     deadline: float,
     handshaking: list[bool],
+    fast_open: bool = False,
 ) -> AsyncStream:
     """One connection attempt of a race: TCP connect, then the TLS handshake (which
     it notes in ``handshaking``, for the message of a timeout)."""
@@ -344,6 +351,9 @@ async def _attempt(
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if source is not None:
             sock.bind(source)
+        if fast_open:
+            # The ClientHello the handshake writes next goes in the SYN (with a cookie).
+            set_fast_open(sock)
         connect = asyncio.get_running_loop().sock_connect(sock, sockaddr)
         await asyncio.wait_for(connect, deadline - time.monotonic())
     except asyncio.TimeoutError:
@@ -371,6 +381,7 @@ async def _race(
     route: Route,
     addresses: list[AddrInfo],
     deadline: float,
+    fast_open: bool = False,
 ) -> AsyncStream:
     """Happy Eyeballs (RFC 8305): attempts (tasks) started ``route.attempt_delay``
     apart, as :class:`Race` decides; the first handshake wins, the others are closed."""
@@ -378,7 +389,14 @@ async def _race(
     handshaking: list[bool] = []
     if len(infos) == 1:  # nothing to race: no task, and no loop turn, to pay for
         return await _attempt(
-            infos[0], server, context, server_hostname, route.source, deadline, handshaking
+            infos[0],
+            server,
+            context,
+            server_hostname,
+            route.source,
+            deadline,
+            handshaking,
+            fast_open,
         )
     loop = asyncio.get_running_loop()
     race = Race(len(infos), route.attempt_delay, time.monotonic())
@@ -396,6 +414,7 @@ async def _race(
                     route.source,
                     deadline,
                     handshaking,
+                    fast_open,
                 )
                 tasks[loop.create_task(coro)] = index
             if race.exhausted:

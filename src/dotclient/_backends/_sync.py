@@ -20,6 +20,7 @@ from .._exceptions import ConnectError, ConnectionLost, DoTError, Timeout, map_i
 from .._happy import AddrInfo, Race
 from .._route import DIRECT, Route
 from .._server import Server
+from . import fast_open as set_fast_open
 from . import (
     ordered_addresses,
     proxy_needs_lookup,
@@ -27,6 +28,7 @@ from . import (
     quickack,
     race_failure,
     race_timeout,
+    refused_is_connect,
 )
 
 __all__ = [
@@ -211,6 +213,7 @@ def open_tls_stream(
     session: ssl.SSLSession | None = None,
     route: Route = DIRECT,
     addresses: list[_AddrInfo] | None = None,
+    fast_open: bool = False,
 ) -> SyncStream:
     """Connect to ``server`` and complete the TLS handshake within ``timeout`` seconds.
 
@@ -219,6 +222,8 @@ def open_tls_stream(
     resumption. ``route`` says where from and through what (:class:`Route`);
     ``addresses`` are the server's, already resolved (``bootstrap=``), else its name
     is looked up with the system resolver. Several addresses race (RFC 8305).
+    ``fast_open`` asks for TCP Fast Open (RFC 7413) where the kernel offers it (not
+    through a proxy).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
@@ -228,7 +233,7 @@ def open_tls_stream(
             server, context, server_hostname, session, route, addresses, deadline
         )
     infos = addresses if addresses is not None else _resolve(server, timeout)
-    return _race(server, context, server_hostname, session, route, infos, deadline)
+    return _race(server, context, server_hostname, session, route, infos, deadline, fast_open)
 
 
 def _handshake(
@@ -312,11 +317,21 @@ def _through_proxy(
 class _Attempt:
     """One connection attempt of a race: a non-blocking TCP connect, then a handshake."""
 
-    def __init__(self, info: _AddrInfo, server: Server, source: tuple[str, int] | None) -> None:
+    def __init__(
+        self,
+        info: _AddrInfo,
+        server: Server,
+        source: tuple[str, int] | None,
+        fast_open: bool = False,
+    ) -> None:
         family, self.sockaddr = info
         self.server = server
         self.tls: ssl.SSLSocket | None = None
         self.want_write = True
+        # With Fast Open the socket connects through its SSLSocket, in step(): ssl takes
+        # a socket that connect() left before its SYN (getpeername() says ENOTCONN) for
+        # an unconnected one, on which no handshake can start.
+        self.connect_later = False
         sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock = sock
         self.fd = sock.fileno()
@@ -327,6 +342,9 @@ class _Attempt:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if source is not None:
                 sock.bind(source)
+            if fast_open and set_fast_open(sock):
+                self.connect_later = True
+                return
             error = sock.connect_ex(self.sockaddr)
         except OSError as exc:
             sock.close()
@@ -360,7 +378,15 @@ class _Attempt:
             except BaseException as exc:
                 _close_orphaned_ssl_socket(exc)
                 raise
-        with map_io_errors("handshake", self.server):
+            if self.connect_later:
+                self.connect_later = False
+                error = self.tls.connect_ex(self.sockaddr)  # returns at once: no SYN yet
+                if error not in (0, errno.EINPROGRESS, errno.EAGAIN):
+                    raise self._connect_error(error)
+                if error:
+                    return False  # connecting: ready to write once connected
+        # With Fast Open a refused SYN shows up here: the connect failure it is.
+        with map_io_errors("handshake", self.server), refused_is_connect(self.server):
             try:
                 self.tls.do_handshake()
             except ssl.SSLWantReadError:
@@ -384,6 +410,7 @@ def _race(
     route: Route,
     addresses: list[_AddrInfo],
     deadline: float,
+    fast_open: bool = False,
 ) -> SyncStream:
     """Happy Eyeballs (RFC 8305): attempts started ``route.attempt_delay`` apart (as
     :class:`Race` decides), all driven by one poll; the first handshake wins."""
@@ -398,7 +425,7 @@ def _race(
             while started:
                 for index in started:
                     try:
-                        live[index] = _Attempt(infos[index], server, route.source)
+                        live[index] = _Attempt(infos[index], server, route.source, fast_open)
                     except ConnectError as exc:
                         errors.append(exc)
                         race.failed(index, now)

@@ -37,6 +37,7 @@ import dns.rcode
 import dns.rdatatype
 
 import dotclient
+from dotclient._config import DEFAULT_MAX_CONNECTIONS
 
 from .common import (
     EXIT_INTERRUPTED,
@@ -94,8 +95,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--connections",
         type=int,
-        default=2,
-        help="TLS connections per server (default 2); queries are pipelined on each",
+        default=DEFAULT_MAX_CONNECTIONS,
+        help=f"TLS connections per server (default {DEFAULT_MAX_CONNECTIONS}, RFC 7766 "
+        "section 6.2.2); queries are pipelined on each",
     )
     group.add_argument(
         "--rate",

@@ -213,6 +213,7 @@ class Connection:
                     session,
                     route,
                     addresses,
+                    config.fast_open,
                 )
             except AuthenticationError as exc:
                 failure = exc
@@ -458,6 +459,9 @@ class ServerPool:
         self._mutex = mutex
         self._stats = stats
         self._pool: list[Connection] = []
+        # Retired connections still busy with queries: they count against
+        # max_connections until they close (RFC 7766 section 6.2.2).
+        self._draining: set[Connection] = set()
         self._connecting = False
         self._slot_waiters: collections.deque[backend.Event] = collections.deque()
         # Connects that failed, and the last failure: callers waiting for a slot while
@@ -691,6 +695,8 @@ class ServerPool:
         if connection in self._pool:
             self._pool.remove(connection)
             self._stats.unmatched += connection.protocol.unmatched
+            if connection.reserved and not connection.closed:
+                self._draining.add(connection)
 
     def _server_closed(self, connection: Connection) -> None:
         """Learn from a connection the server closed while busy with pipelined queries:
@@ -716,7 +722,10 @@ class ServerPool:
             self._per_connection_until = time.monotonic() + _LIMIT_LIFETIME
 
     def _active(self) -> int:
-        return sum(1 for c in self._pool if c.usable)
+        """Connections open to the server: usable ones, and retired ones still
+        finishing queries unless the server has closed them already."""
+        draining = sum(1 for c in self._draining if not (c.closed or c.protocol.closed))
+        return sum(1 for c in self._pool if c.usable) + draining
 
     def _wake_slot(self) -> None:
         if self._slot_waiters:
@@ -731,6 +740,8 @@ class ServerPool:
     def _release(self, connection: Connection) -> None:
         with self._mutex:
             connection.reserved -= 1
+            if not connection.reserved:
+                self._draining.discard(connection)
             self._wake_slot()
             if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
                 self._unpool(connection)
@@ -758,7 +769,7 @@ class ServerPool:
 
     def _idle_timeout(self, connection: Connection) -> float:
         """Our idle timeout, or shorter if the server offered one (RFC 7828 section
-        3.3.2: the client closes before the server would)."""
+        3.2.2: the client closes before the server would)."""
         offered = connection.protocol.keepalive_timeout
         if offered is None:
             return self._config.idle_timeout
@@ -799,7 +810,7 @@ class ServerPool:
                 if session is not None and (session.has_ticket or session.id):
                     self._session = SavedSession(connection.attempt, session, connection.tls)
             if connection.protocol.keepalive_timeout == 0 and not connection.retired:
-                # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
+                # RFC 7828 section 3.2.2: a timeout of 0 asks the client to close soon.
                 self._unpool(connection)
 
     def _stalled(self, connection: Connection) -> None:
@@ -860,9 +871,12 @@ class Client:
       server that works, in the order given) or ``"round_robin"`` (each query starts at
       the next server). ``server_timeout``: seconds one server gets for a query before
       it moves on (default: the time left shared evenly among the servers still to
-      try). ``backoff`` (1.0) and ``max_backoff`` (300.0): a server that failed goes to
+      try). ``backoff`` (1.0) and ``max_backoff`` (3600.0): a server that failed goes to
       the back of the order for ``backoff`` seconds, doubled with each further failure
-      in a row, up to ``max_backoff`` (RFC 7858 section 3.1).
+      in a row, up to ``max_backoff`` (RFC 7858 section 3.1). While every server is
+      backed off after failing to connect, handshake or authenticate (a lone server
+      too), queries fail at once with the remembered error; see
+      :meth:`forget_failures`.
     * ``timeout`` (5.0): seconds for a whole query, connection set-up and every
       server tried included.
     * ``auth_name``: the authentication domain name to verify and send as SNI.
@@ -879,8 +893,9 @@ class Client:
       says so in :attr:`Response.authenticated`.
     * ``padding`` (True): pad queries to multiples of 128 octets (RFC 8467).
     * ``max_in_flight`` (100): queries pipelined on one connection (RFC 7766 section
-      6.2.1.1); ``max_connections`` (2): connections kept to each server. A second
-      connection opens only when the first is full; past both limits callers wait
+      6.2.1.1); ``max_connections`` (1, RFC 7766 section 6.2.2): connections open to each
+      server at once, retired ones still finishing queries included. With more than
+      one, another opens only when the others are full; past both limits callers wait
       (within their timeout) instead of failing.
     * ``idle_timeout`` (10.0): seconds a connection with nothing in flight stays open.
     * ``keepalive`` (False): send the EDNS TCP keepalive option (RFC 7828) and close
@@ -902,6 +917,11 @@ class Client:
       servers over DoT (cached for the answer's TTL, refreshed before it expires).
       Without it a server name is looked up with the system resolver, in cleartext.
       Presets and servers given by IP need no lookup.
+    * ``fast_open`` (False): ask for TCP Fast Open (RFC 7413; RFC 7858 section 3.4) on
+      Linux, so that a connection to a server the kernel holds a cookie for carries
+      the ClientHello in its SYN, saving a round trip. Where the kernel does not offer
+      it, connections are made as usual. Off by default: the cookie identifies this
+      host to the server across connections and networks.
 
     When a server closes a connection with queries unanswered (idle timeout, restart, a
     limit on queries per connection), they go out again on a new one, within their own
@@ -951,6 +971,7 @@ class Client:
         proxy: str | None = None,
         happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
         bootstrap: Iterable[ServerSpec] | None = None,
+        fast_open: bool = False,
     ) -> None:
         self._config = config = ClientConfig(
             server,
@@ -979,6 +1000,7 @@ class Client:
             proxy=proxy,
             happy_eyeballs_delay=happy_eyeballs_delay,
             bootstrap=bootstrap,
+            fast_open=fast_open,
         )
         self._resolver: BootstrapResolver | None = None
         if config.bootstrap:
@@ -1150,7 +1172,14 @@ class Client:
         pause = _RECONNECT_BACKOFF
         while True:
             with self._mutex:
-                order = rotation.order(time.monotonic())
+                now = time.monotonic()
+                order = rotation.order(now)
+                # RFC 7858 section 3.1: no server left that offers usable DoT lately.
+                remembered = None if errors is not None else rotation.remembered(now)
+            if remembered is not None:
+                raise self._all_failed(
+                    {p.server: e for p, e in zip(pools, remembered, strict=True)}
+                )
             restarting = False
             for position, index in enumerate(order):
                 pool = pools[index]
@@ -1158,12 +1187,13 @@ class Client:
                 try:
                     answer, tls, peer = pool.exchange(request, deadline, share)
                 except (DoTError, _ConnectFailed) as caught:
+                    refused = False
                     if isinstance(caught, _ConnectFailed):
                         exc = caught.error
                         # A server that served this client and now refuses connections
                         # may be restarting: worth another round within the deadline.
                         if pool.opened and isinstance(exc, ConnectError):
-                            restarting = True
+                            restarting = refused = True
                     else:
                         exc = caught
                     if self._closed:
@@ -1173,7 +1203,7 @@ class Client:
                     errors[pool.server] = exc
                     now = time.monotonic()
                     with self._mutex:
-                        rotation.failed(index, exc, now)
+                        rotation.failed(index, exc, now, restarting=refused)
                         if now >= deadline:
                             break
                         if position + 1 < len(order):
@@ -1201,6 +1231,16 @@ class Client:
         else:  # the time ran out before the others could be tried
             summary = f"no server answered in time ({len(errors)} of {len(self._pools)} tried)"
         return AllServersFailed(f"{summary}: {reasons}", errors=tuple(errors.items()))
+
+    def forget_failures(self) -> None:
+        """Forget which servers failed: the next query tries each one again at once.
+
+        A server that failed to connect, handshake or authenticate is backed off
+        (``backoff`` doubling to ``max_backoff``); while every server is, queries fail
+        at once with the remembered errors (RFC 7858 section 3.1). Call this when you
+        know better, e.g. after the network came back or the server was fixed."""
+        with self._mutex:
+            self._rotation.forget()
 
     def close_connections(self) -> None:
         """Close every connection now (queries in flight on them fail over to new
