@@ -133,6 +133,7 @@ def test_pipelined_burst(mode: str, spec: str, ca_file: str) -> None:
     assert elapsed < 5
 
 
+@pytest.mark.usefixtures("no_false_stalls")
 def test_named_pipelines(named: NamedServer, ca_file: str, mode: str) -> None:
     spec = f"127.0.0.1:{named.port}#dot.test"
     with open_client(mode, spec, ca_file=ca_file, max_connections=1) as client:
@@ -142,6 +143,7 @@ def test_named_pipelines(named: NamedServer, ca_file: str, mode: str) -> None:
     assert stats.connections_opened == 1
 
 
+@pytest.mark.usefixtures("no_false_stalls")
 def test_dnsdist_default_pipelines_one_query_per_record(
     dnsdist: DnsdistServer, ca_file: str, mode: str
 ) -> None:
@@ -155,6 +157,7 @@ def test_dnsdist_default_pipelines_one_query_per_record(
     assert stats.connections_opened == 1
 
 
+@pytest.mark.usefixtures("no_false_stalls")
 def test_dnsdist_with_max_in_flight_pipelines(
     dnsdist_factory: Any, ca_file: str, mode: str
 ) -> None:
