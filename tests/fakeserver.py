@@ -297,7 +297,7 @@ class FakeServer:
         self.handler = echo_handler
         self.recovered = True
 
-    def wait_handlers(self, timeout: float = 2.0) -> None:
+    def wait_handlers(self, timeout: float = 10.0) -> None:
         """Wait until every connection's handler has ended (the clients closed them),
         so that all they sent has been recorded."""
         deadline = time.monotonic() + timeout

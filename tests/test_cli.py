@@ -420,6 +420,7 @@ def test_bulk_retries_timeouts_on_the_next_server(
     assert code == 3  # every name failed, on the network: that error's code
 
 
+@pytest.mark.timing
 def test_bulk_rate_limit(
     unbound: UnboundServer, ca_file: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -431,7 +432,9 @@ def test_bulk_rate_limit(
     )
     took = time.monotonic() - started
     assert code == 0 and len(records(out)) == 31
-    assert 0.4 < took < 5  # 30 more queries after a burst of 6, at 60/s
+    # The bucket starts with one token and gains 60 a second: the 31st query cannot go
+    # before 0.5 s, however fast the machine; 31 queries take far less than 5 s.
+    assert 0.4 < took < 5
 
 
 def test_bulk_progress_bar(
@@ -482,13 +485,15 @@ def test_bulk_streams_a_large_list_in_constant_memory(
     feeder.start()
 
     def wait_for(count: int) -> None:
-        deadline = time.monotonic() + 60
+        # 40,000 answers take ~8 s on a loaded 2-core machine: 150 s is a deadline for a
+        # hang, not a speed test.
+        deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             if output.exists() and output.read_bytes().count(b"\n") >= count:
                 return
             time.sleep(0.2)
-        raise AssertionError(f"fewer than {count} answers in 60 s")
+        raise AssertionError(f"fewer than {count} answers in 150 s")
 
     try:
         wait_for(10_000)

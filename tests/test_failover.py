@@ -19,7 +19,7 @@ from dotclient._failover import Rotation
 from dotclient.testing import IssuedCert, TestCA, UnboundServer
 
 from fakeserver import FakeConnection, FakeServer, echo_handler, frame
-from modes import open_client, pause, resolve
+from modes import AsyncDriver, open_client, pause, resolve
 
 # -- the rotation, without I/O ---------------------------------------------------------
 
@@ -116,6 +116,15 @@ def test_servers_share_the_auth_name_and_pins_given_once() -> None:
 # -- against servers that fail -----------------------------------------------------------
 
 
+def skew(client: object, seconds: float) -> None:
+    """Inject time: from now on ``client``'s rotation orders each query as if it were
+    made ``seconds`` later (so backoffs run out without the test waiting for them)."""
+    real = client.client if isinstance(client, AsyncDriver) else client
+    rotation = real._rotation  # type: ignore[attr-defined]
+    order = rotation.order
+    rotation.order = lambda now: order(now + seconds)
+
+
 @pytest.fixture
 def closed_port() -> str:
     """A 127.0.0.1 spec whose port refuses connections."""
@@ -134,14 +143,17 @@ def good(server_cert: IssuedCert) -> Iterator[FakeServer]:
 def test_a_refused_server_fails_over_and_is_backed_off(
     mode: str, closed_port: str, good: FakeServer, ca_file: str
 ) -> None:
-    with open_client(mode, servers=[closed_port, good.spec], ca_file=ca_file) as client:
+    # A backoff far longer than the test: however slow the machine, the refused server
+    # is still backed off when the stats are read and the next queries are made.
+    specs = [closed_port, good.spec]
+    with open_client(mode, servers=specs, ca_file=ca_file, backoff=60.0) as client:
         r = client.resolve("a.test")
         assert r.addresses() == ["192.0.2.53"]
         assert r.server == client.servers[1]  # the server that answered
         stats = client.stats
         assert stats.failovers == 1
         first, second = stats.servers
-        assert first.failures == 1 and 0.5 < first.retry_in <= 1.0
+        assert first.failures == 1 and 30 < first.retry_in <= 60
         assert "cannot connect" in str(first.last_error)
         assert (second.failures, second.responses, second.open_connections) == (0, 1, 1)
         # Backed off: the next queries go straight to the second server.
@@ -165,6 +177,7 @@ def test_a_server_failing_authentication_gets_no_query(
     assert bad.frames == []  # no query went to the server that failed authentication
 
 
+@pytest.mark.timing
 def test_a_silent_server_gets_its_share_of_the_timeout(
     mode: str, server_cert: IssuedCert, good: FakeServer, ca_file: str
 ) -> None:
@@ -187,20 +200,23 @@ def test_a_silent_server_gets_its_share_of_the_timeout(
             assert time.monotonic() - started < 0.5
 
 
+@pytest.mark.timing
 def test_server_timeout_sets_the_share(
     mode: str, server_cert: IssuedCert, good: FakeServer, ca_file: str
 ) -> None:
+    # 0.3 s on the stuck server, where half the 6 s timeout would be the default share:
+    # the bound leaves 1.2 s for connecting to the good server and its answer.
     with FakeServer(server_cert, handshake=False) as stuck:
         with open_client(
             mode,
             servers=[stuck.spec, good.spec],
             ca_file=ca_file,
-            timeout=3.0,
+            timeout=6.0,
             server_timeout=0.3,
         ) as client:
             started = time.monotonic()
             assert client.resolve("a.test").server == client.servers[1]
-            assert time.monotonic() - started < 0.8
+            assert time.monotonic() - started < 1.5
 
 
 def test_a_server_answering_garbage_fails_over(
@@ -223,8 +239,8 @@ def test_when_every_server_fails_the_error_names_each(
     with FakeServer(untrusted) as bad:
         started = time.monotonic()
         with pytest.raises(dotclient.AllServersFailed) as info:
-            resolve(mode, "a.test", servers=[closed_port, bad.spec], ca_file=ca_file, timeout=2)
-        assert time.monotonic() - started < 1.0  # both fail fast: no waiting out the timeout
+            resolve(mode, "a.test", servers=[closed_port, bad.spec], ca_file=ca_file, timeout=10)
+        assert time.monotonic() - started < 2.5  # both fail fast: no waiting out the timeout
     error = info.value
     assert isinstance(error, dotclient.DoTError)
     assert [str(server) for server, _ in error.errors] == [closed_port, bad.spec]
@@ -238,6 +254,7 @@ def test_when_every_server_fails_the_error_names_each(
     assert f"{bad.spec}: certificate verification failed" in message
 
 
+@pytest.mark.timing
 def test_servers_left_untried_when_the_time_ran_out_are_counted(
     mode: str, server_cert: IssuedCert, good: FakeServer, ca_file: str
 ) -> None:
@@ -273,11 +290,13 @@ def test_a_backed_off_server_is_tried_again_after_the_backoff(
 
     with FakeServer(server_cert, first_connection_fails) as flaky:
         with open_client(
-            mode, servers=[flaky.spec, good.spec], ca_file=ca_file, backoff=0.3
+            mode, servers=[flaky.spec, good.spec], ca_file=ca_file, backoff=30.0
         ) as client:
             assert client.resolve("a.test").server == client.servers[1]
             assert client.resolve("a.test").server == client.servers[1]
-            pause(client, 0.35)
+            # The backoff runs out: time is injected (the rotation is told it is 31 s
+            # later), so the queries above cannot outlast it on a slow machine.
+            skew(client, 31.0)
             assert client.resolve("a.test").server == client.servers[0]  # back, and well
             assert client.stats.servers[0].failures == 0
             assert client.stats.servers[0].last_error is None
@@ -298,7 +317,9 @@ def test_round_robin_skips_a_failed_server(
 ) -> None:
     with FakeServer(server_cert) as a, FakeServer(server_cert) as b:
         specs = [a.spec, closed_port, b.spec]
-        with open_client(mode, servers=specs, strategy="round_robin", ca_file=ca_file) as client:
+        # Backed off for longer than the test, however slow: it fails once only.
+        options = {"strategy": "round_robin", "backoff": 60.0}
+        with open_client(mode, servers=specs, ca_file=ca_file, **options) as client:
             for i in range(8):
                 client.resolve(f"n{i}.test")
             stats = client.stats
@@ -306,14 +327,20 @@ def test_round_robin_skips_a_failed_server(
     assert len(a.frames) + len(b.frames) == 8 and min(len(a.frames), len(b.frames)) >= 3
 
 
+@pytest.mark.timing
 def test_many_queries_waiting_on_a_stuck_server_all_move_on(
     mode: str, server_cert: IssuedCert, good: FakeServer, ca_file: str
 ) -> None:
     # One connect at a time per server: the queries queued behind the stuck handshake
-    # must fail over when it does, not wait out their whole timeout one by one.
+    # must fail over when it does (after its 0.5 s share), not each wait out a share of
+    # its own (40 x 0.5 s) nor the 4 s timeout.
     with FakeServer(server_cert, handshake=False) as stuck:
         with open_client(
-            mode, servers=[stuck.spec, good.spec], ca_file=ca_file, timeout=1.0
+            mode,
+            servers=[stuck.spec, good.spec],
+            ca_file=ca_file,
+            timeout=4.0,
+            server_timeout=0.5,
         ) as client:
             started = time.monotonic()
             results = client.resolve_many([f"n{i}.test" for i in range(40)])
@@ -322,7 +349,7 @@ def test_many_queries_waiting_on_a_stuck_server_all_move_on(
             assert {r.server for r in results if isinstance(r, dotclient.Response)} == {
                 client.servers[1]
             }
-            assert elapsed < 0.9
+            assert elapsed < 2.0
     assert stuck.connections == 1
 
 
@@ -359,7 +386,9 @@ def test_unbound_behind_a_dead_server_answers_every_query(
     mode: str, unbound: UnboundServer, closed_port: str, ca_file: str
 ) -> None:
     spec = f"127.0.0.1:{unbound.port}#dot.test"
-    with open_client(mode, servers=[closed_port, spec], ca_file=ca_file) as client:
+    # Backed off for longer than the batch takes, however slow: it fails once only.
+    servers = [closed_port, spec]
+    with open_client(mode, servers=servers, ca_file=ca_file, backoff=60.0) as client:
         names = ["a.example.test", "www.example.test", "nx.example.test"] * 100
         results = client.resolve_many(names)
         errors = [r for r in results if not isinstance(r, dotclient.Response)]
@@ -375,7 +404,10 @@ def test_no_query_lost_when_the_first_server_stops_under_load(
     first, second = unbound_factory(), unbound_factory()
     specs = [f"127.0.0.1:{s.port}#dot.test" for s in (first, second)]
     names = ["a.example.test", "www.example.test", "nx.example.test"] * 100
-    with open_client(mode, servers=specs, ca_file=ca_file, backoff=0.2, timeout=5) as client:
+    # max_backoff: however many times the first server failed while it was down (more on
+    # a slow machine), it is tried again at most 0.4 s after its last failure.
+    options = {"backoff": 0.2, "max_backoff": 0.4, "timeout": 5}
+    with open_client(mode, servers=specs, ca_file=ca_file, **options) as client:
         results = client.resolve_many(names)
         assert client.stats.servers[0].responses == len(names)
         stopper = threading.Thread(target=first.stop)
@@ -393,8 +425,8 @@ def test_no_query_lost_when_the_first_server_stops_under_load(
         answered = [s.responses for s in client.stats.servers]
         assert sum(answered) == len(results) and answered[1] >= len(names), answered
         # Back after its restart and the backoff: the first server takes queries again.
-        for _ in range(10):
-            pause(client, 0.25)
-            if client.resolve("a.example.test").server == client.servers[0]:
-                break
+        deadline = time.monotonic() + 10
+        while client.resolve("a.example.test").server != client.servers[0]:
+            assert time.monotonic() < deadline, client.stats.servers[0]
+            pause(client, 0.1)
         assert client.resolve("a.example.test").server == client.servers[0]

@@ -97,7 +97,7 @@ def test_kept_connection_closed_by_server_is_replaced(
     with FakeServer(server_cert, one_answer_per_connection) as server:
         with open_client(mode, server.spec, ca_file=ca_file) as client:
             for _ in range(3):
-                time.sleep(0.05)  # let the close arrive
+                server.wait_handlers()  # the server has closed the kept connection
                 assert client.resolve("a.test").rcode == dns.rcode.NOERROR
     assert server.connections == 3
 
@@ -121,6 +121,7 @@ def _slow_echo(delay: float) -> object:
     return handler
 
 
+@pytest.mark.timing
 def test_waiting_for_the_connection_counts_against_the_timeout(
     server_cert: IssuedCert, ca_file: str
 ) -> None:
@@ -142,19 +143,24 @@ def test_waiting_for_the_connection_counts_against_the_timeout(
 
 def test_cancelled_task_leaves_the_client_usable(server_cert: IssuedCert, ca_file: str) -> None:
     import asyncio
+    import threading
 
     seen: list[int] = []
+    first_read = threading.Event()
 
     def first_query_unanswered(conn: FakeConnection) -> None:
         while (query := conn.read_query()) is not None:
             seen.append(query.id)
+            first_read.set()
             if len(seen) > 1:
                 conn.send_message(answer(query))
 
     async def main(spec: str) -> dotclient.Response:
         async with dotclient.AsyncClient(spec, ca_file=ca_file, timeout=3) as client:
             task = asyncio.ensure_future(client.resolve("a.test"))
-            await asyncio.sleep(0.2)
+            # Cancelled once the server has the query (not after a guess at how long
+            # connecting takes): a query in flight, not a connect, is what is cancelled.
+            assert await asyncio.to_thread(first_read.wait, 10)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
@@ -172,7 +178,17 @@ def test_cancelled_task_leaves_the_client_usable(server_cert: IssuedCert, ca_fil
 def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_file: str) -> None:
     import threading
 
-    with FakeServer(server_cert, _slow_echo(0.5)) as server:  # type: ignore[arg-type]
+    in_flight = threading.Event()
+
+    def answer_the_first_only(conn: FakeConnection) -> None:
+        query = conn.read_query()
+        if query is not None:
+            conn.send_message(answer(query))
+        if conn.read_query() is not None:
+            in_flight.set()  # the second query stays unanswered until the client closes
+            conn.drain()
+
+    with FakeServer(server_cert, answer_the_first_only) as server:
         client = dotclient.Client(server.spec, ca_file=ca_file, timeout=3)
         client.resolve("warm.test")
         errors: list[BaseException] = []
@@ -185,9 +201,10 @@ def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_fil
 
         thread = threading.Thread(target=query)
         thread.start()
-        time.sleep(0.2)
+        assert in_flight.wait(10)
         client.close()
         thread.join(5)
+        assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectError), errors
     assert server.connections == 1
 
