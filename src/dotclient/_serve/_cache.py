@@ -26,7 +26,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from ._message import CacheKey
+from ._message import PAYLOAD, CacheKey
 
 __all__ = ["DEFAULT_MAX_TTL", "DEFAULT_SIZE", "Cache", "cache_ttl", "render"]
 
@@ -86,6 +86,9 @@ def render(message: dns.message.Message, age: int, edns: bool) -> bytes:
         out.use_edns(
             message.edns, message.ednsflags, message.payload, options=list(message.options)
         )
+    elif edns:  # the upstream answer had no OPT record; this client still gets one
+        out.use_edns(0, 0, PAYLOAD)
+        out.set_rcode(message.rcode())
     else:
         out.set_rcode(dns.rcode.Rcode(message.rcode() & 0xF))
     wire: bytes = out.to_wire(max_size=65535)
