@@ -15,6 +15,7 @@ from pathlib import Path
 import dns.edns
 import dns.flags
 import dns.message
+import dns.name
 import dns.rcode
 import dns.rrset
 import pytest
@@ -199,6 +200,51 @@ def test_other_opcodes_two_questions_and_edns_version_1() -> None:
     v1 = dns.message.make_query("a.example.test", "A", use_edns=1)
     wire = read_query(v1.to_wire())
     assert isinstance(wire, bytes) and reply(wire).rcode() == dns.rcode.BADVERS
+
+
+@pytest.mark.parametrize("edns", [-1, 0])
+@pytest.mark.parametrize("dnssec", [False, True])
+@pytest.mark.parametrize("flags", [dns.flags.RD, dns.flags.RD | dns.flags.CD, 0])
+def test_queries_read_from_bytes_agree_with_dnspython(edns: int, dnssec: bool, flags: int) -> None:
+    if dnssec and edns < 0:
+        return
+    options = [dns.edns.GenericOption(dns.edns.OptionType.COOKIE, b"12345678")]
+    message = dns.message.make_query(
+        "Mixed.Example.TEST",
+        "AAAA",
+        use_edns=edns,
+        want_dnssec=dnssec,
+        payload=4000,
+        options=options if edns >= 0 else None,
+    )
+    message.flags = flags
+    wire = message.to_wire()
+    lean = read_query(wire)
+    # The same query with a trailing byte only dnspython reads (and refuses): and
+    # without, through the dnspython path, by way of a compressed question name.
+    assert isinstance(lean, Query) and lean._message is None  # not parsed
+    full = read_query(wire + b"\x00")
+    assert isinstance(full, bytes) and reply(full).rcode() == dns.rcode.FORMERR
+    parsed = Query(wire, lean.key, lean.edns, lean.do, lean.udp_limit)
+    assert parsed.message.question == message.question
+    expected_key = (b"\x05mixed\x07example\x04test\x00", 28, 1, int(flags) & 0x0110, dnssec)
+    assert lean.key == expected_key
+    assert (lean.edns, lean.do, lean.udp_limit) == (edns >= 0, dnssec, 4000 if edns >= 0 else 512)
+
+
+def test_a_query_dnspython_reads_gets_the_same_key_as_from_bytes() -> None:
+    message = dns.message.make_query("Mixed.Example.TEST", "A", use_edns=0, want_dnssec=True)
+    lean = read_query(message.to_wire())
+    message.question[0].name = dns.name.from_text("mixed.example.test")
+    # A second, lower-case copy of the QNAME in the additional section is compressed
+    # to a pointer, which the byte reader leaves to dnspython.
+    message.additional.append(
+        dns.rrset.from_text("mixed.example.test.", 0, "IN", "A", "192.0.2.1")
+    )
+    full = read_query(message.to_wire())
+    assert isinstance(lean, Query) and isinstance(full, Query)
+    assert full._message is not None  # parsed by dnspython
+    assert full.key == lean.key
 
 
 def test_udp_limit_is_the_edns_buffer_or_512() -> None:

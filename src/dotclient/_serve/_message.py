@@ -9,7 +9,6 @@ is too big for the client's UDP buffer; :func:`servfail` says why nothing came b
 
 from __future__ import annotations
 
-import dataclasses
 import struct
 
 import dns.edns
@@ -33,6 +32,7 @@ __all__ = [
     "client_view",
     "failure_cause",
     "finish",
+    "formerr",
     "read_query",
     "refused",
     "servfail",
@@ -56,26 +56,49 @@ EDE_NETWORK_ERROR = 23
 # EXTRA-TEXT is for humans; keep the SERVFAIL small enough for any UDP client.
 _EDE_TEXT_MAX = 300
 
-#: (name, type, class, RD|CD flags, DO): answers that may stand for one another.
-CacheKey = tuple[dns.name.Name, int, int, int, bool]
+#: (QNAME in lower case as on the wire, type, class, RD|CD flags, DO): answers that may
+#: stand for one another.
+CacheKey = tuple[bytes, int, int, int, bool]
+
+_AXFR, _IXFR, _OPT = 252, 251, 41
 
 
-@dataclasses.dataclass(frozen=True)
 class Query:
-    """A well-formed query from a client, ready to forward."""
+    """A well-formed query from a client, ready to answer or forward.
 
-    message: dns.message.Message
-    #: The bytes received (the question's letter case is taken from them).
-    wire: bytes
-    #: The largest answer the client takes over UDP (RFC 6891 section 6.2.5).
-    udp_limit: int
-    #: The cache key; answers to DO queries are kept apart (RFC 4035 section 3.2.1).
-    key: CacheKey
+    Most queries are read from their bytes alone (:func:`read_query`); the dnspython
+    message is parsed only when the query has to go upstream or be answered SERVFAIL.
+    """
+
+    __slots__ = ("_message", "do", "edns", "key", "udp_limit", "wire")
+
+    def __init__(
+        self,
+        wire: bytes,
+        key: CacheKey,
+        edns: bool,
+        do: bool,
+        udp_limit: int,
+        message: dns.message.Message | None = None,
+    ) -> None:
+        #: The bytes received (the question's letter case is taken from them).
+        self.wire = wire
+        #: The cache key; answers to DO queries are kept apart (RFC 4035 section 3.2.1).
+        self.key = key
+        #: Whether the client sent an OPT record (and so may get one back).
+        self.edns = edns
+        #: Whether the client set the DO bit (RFC 3225).
+        self.do = do
+        #: The largest answer the client takes over UDP (RFC 6891 section 6.2.5).
+        self.udp_limit = udp_limit
+        self._message = message
 
     @property
-    def edns(self) -> bool:
-        """Whether the client sent an OPT record (and so may get one back)."""
-        return self.message.edns >= 0
+    def message(self) -> dns.message.Message:
+        """The query as dnspython parses it (parsed on first use)."""
+        if self._message is None:
+            self._message = dns.message.from_wire(self.wire)
+        return self._message
 
 
 def _header_reply(wire: bytes, rcode: int) -> bytes:
@@ -85,13 +108,69 @@ def _header_reply(wire: bytes, rcode: int) -> bytes:
     return struct.pack("!HHHHHH", qid, flags, 0, 0, 0, 0)
 
 
+def _lean(wire: bytes) -> Query | None:
+    """The common query read from its bytes: one question with an uncompressed name, no
+    other records but an OPT (version 0) whose options are well framed, nothing after.
+    None for anything else, which :func:`read_query` then hands to dnspython."""
+    size = len(wire)
+    if wire[2] & 0x78 or wire[4:10] != b"\x00\x01\x00\x00\x00\x00" or wire[10] or wire[11] > 1:
+        return None
+    offset = _HEADER
+    while True:
+        if offset >= size:
+            return None
+        length = wire[offset]
+        if length == 0:
+            break
+        if length > 63:
+            return None  # a compression pointer or a reserved label type
+        offset += length + 1
+    qend = offset + 1
+    end = qend + 4
+    if qend - _HEADER > 255 or end > size:
+        return None
+    qtype = (wire[qend] << 8) | wire[qend + 1]
+    if qtype in (_AXFR, _IXFR, _OPT):
+        return None
+    qclass = (wire[qend + 2] << 8) | wire[qend + 3]
+    do = False
+    if wire[11] == 0:
+        if end != size:
+            return None
+        edns, udp_limit = False, _CLASSIC_UDP
+    else:
+        # root name, TYPE OPT, CLASS payload, TTL (extended RCODE, version, flags), RDLEN
+        if end + 11 > size or wire[end] != 0 or wire[end + 1 : end + 3] != b"\x00\x29":
+            return None
+        if wire[end + 5] or wire[end + 6]:
+            return None  # an extended RCODE or EDNS version 1+: dnspython decides
+        rdlen = (wire[end + 9] << 8) | wire[end + 10]
+        offset = end + 11
+        if offset + rdlen != size:
+            return None
+        while offset < size:
+            if offset + 4 > size:
+                return None
+            offset += 4 + ((wire[offset + 2] << 8) | wire[offset + 3])
+        if offset != size:
+            return None
+        do = bool(wire[end + 7] & 0x80)
+        edns, udp_limit = True, max(_CLASSIC_UDP, (wire[end + 3] << 8) | wire[end + 4])
+    key = (wire[_HEADER:qend].lower(), qtype, qclass, wire[2] << 8 & _RD | wire[3] & _CD, do)
+    return Query(wire, key, edns, do, udp_limit)
+
+
 def read_query(wire: bytes) -> Query | bytes | None:
     """Sort a received message: a :class:`Query` to answer, the bytes of an immediate
-    reply (FORMERR for garbage with a readable header, NOTIMP for another opcode,
-    BADVERS for EDNS versions above 0), or None to drop it silently (shorter than a
-    header, or a response: answering those could start a loop between two servers)."""
+    reply (FORMERR for garbage with a readable header, NOTIMP for another opcode or a
+    zone transfer, BADVERS for EDNS versions above 0), or None to drop it silently
+    (shorter than a header, or a response: answering those could start a loop between
+    two servers)."""
     if len(wire) < _HEADER or wire[2] & 0x80:
         return None
+    lean = _lean(wire)
+    if lean is not None:
+        return lean
     try:
         message = dns.message.from_wire(wire, ignore_trailing=False)
     except Exception:  # dnspython raises many kinds for malformed input; all are FORMERR
@@ -108,10 +187,19 @@ def read_query(wire: bytes) -> Query | bytes | None:
     question = message.question[0]
     if question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR, dns.rdatatype.OPT):
         return _header_reply(wire, dns.rcode.NOTIMP)
-    udp_limit = max(_CLASSIC_UDP, message.payload) if message.edns >= 0 else _CLASSIC_UDP
+    edns = message.edns >= 0
+    udp_limit = max(_CLASSIC_UDP, message.payload) if edns else _CLASSIC_UDP
     do = bool(message.ednsflags & _DO)
-    key = (question.name, question.rdtype, question.rdclass, message.flags & (_RD | _CD), do)
-    return Query(message, wire, min(udp_limit, 65535), key)
+    qname = question.name.canonicalize().to_wire()
+    assert qname is not None
+    flags = message.flags & (_RD | _CD)
+    key = (qname, int(question.rdtype), int(question.rdclass), flags, do)
+    return Query(wire, key, edns, do, min(udp_limit, 65535), message)
+
+
+def formerr(wire: bytes) -> bytes:
+    """FORMERR for a query with a readable header (only a header)."""
+    return _header_reply(wire, dns.rcode.FORMERR)
 
 
 def refused(wire: bytes) -> bytes | None:
@@ -163,7 +251,7 @@ def _truncated(reply: bytearray, question_end: int, query: Query) -> bytearray:
     head[0:2] = reply[0:2]
     head += reply[_HEADER:question_end]
     if query.edns:  # root name, OPT, payload, extended RCODE 0, version 0, DO, no RDATA
-        head += struct.pack("!BHHBBHH", 0, 41, PAYLOAD, 0, 0, query.message.ednsflags & _DO, 0)
+        head += struct.pack("!BHHBBHH", 0, 41, PAYLOAD, 0, 0, _DO if query.do else 0, 0)
     return head
 
 

@@ -23,7 +23,16 @@ from .._async.client import AsyncClient
 from .._exceptions import DoTError
 from ._access import AccessList
 from ._cache import Cache, render
-from ._message import Query, client_view, failure_cause, finish, read_query, refused, servfail
+from ._message import (
+    Query,
+    client_view,
+    failure_cause,
+    finish,
+    formerr,
+    read_query,
+    refused,
+    servfail,
+)
 from ._metrics import Metrics
 
 __all__ = ["BindError", "Stub"]
@@ -198,7 +207,11 @@ class Stub:
         if metrics is not None:
             metrics.in_flight.inc()
         try:
-            response = await self.client.query(query.message)
+            message = query.message
+        except Exception:  # read from its bytes, and yet dnspython will not have it
+            return formerr(query.wire)
+        try:
+            response = await self.client.query(message)
         except DoTError as exc:
             return servfail(query, *failure_cause(exc))
         except ValueError as exc:  # the query cannot be rendered again (e.g. too big)
