@@ -17,7 +17,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from .._async.client import AsyncClient
 from .._exceptions import DoTError
@@ -54,20 +54,46 @@ class BindError(OSError):
     """A listening address could not be bound (in use, not permitted, not local)."""
 
 
-class _UDP(asyncio.DatagramProtocol):
-    def __init__(self, stub: Stub) -> None:
+class _UDP:
+    """A UDP socket read straight from the loop's selector: each wake-up takes every
+    datagram waiting (up to a batch), where a DatagramProtocol would take one, so
+    under load the loop spends its time answering rather than polling."""
+
+    BATCH = 64
+
+    def __init__(self, stub: Stub, sock: socket.socket) -> None:
         self.stub = stub
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sock = sock
+        self.closed = False
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._ready)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not always a DatagramTransport subclass (selector transports of 3.11).
-        self.transport = cast(asyncio.DatagramTransport, transport)
+    def _ready(self) -> None:
+        recvfrom, datagram = self.sock.recvfrom, self.stub._datagram
+        for _ in range(self.BATCH):
+            try:
+                data, addr = recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # e.g. an ICMP error about an earlier reply: nothing to do
+            datagram(self, data, addr)
+            if self.closed:
+                return
 
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.stub._datagram(self, data, addr)
+    def sendto(self, data: bytes, addr: Any) -> None:
+        if self.closed:
+            return
+        try:
+            self.sock.sendto(data, addr)
+        except OSError:
+            pass  # the send buffer is full or the client is gone: UDP, it asks again
 
-    def error_received(self, exc: Exception) -> None:
-        pass  # an ICMP error about an earlier reply: nothing to do
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
 
 
 class Stub:
@@ -114,7 +140,6 @@ class Stub:
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _listen(self, host: str, port: int) -> None:
-        loop = asyncio.get_running_loop()
         for _ in range(20 if port == 0 else 1):
             try:
                 server = await asyncio.start_server(self._tcp_client, host, port)
@@ -122,9 +147,7 @@ class Stub:
                 raise _bind_error(host, port, exc) from None
             bound = server.sockets[0].getsockname()[1]
             try:
-                _, protocol = await loop.create_datagram_endpoint(
-                    lambda: _UDP(self), local_addr=(host, bound)
-                )
+                protocol = _UDP(self, _udp_socket(host, bound))
             except OSError as exc:
                 server.close()
                 await server.wait_closed()
@@ -174,8 +197,7 @@ class Stub:
             await server.wait_closed()
         self._tcp.clear()
         for protocol in self._udp:
-            if protocol.transport is not None:
-                protocol.transport.close()
+            protocol.close()
         self._udp.clear()
 
     # -- answering ---------------------------------------------------------------------
@@ -237,9 +259,8 @@ class Stub:
 
     # -- UDP ---------------------------------------------------------------------------
 
-    def _datagram(self, protocol: _UDP, data: bytes, addr: Any) -> None:
-        transport = protocol.transport
-        if self._draining or transport is None:
+    def _datagram(self, transport: _UDP, data: bytes, addr: Any) -> None:
+        if self._draining:
             return
         if not self.access.allows(addr[0]):
             reply = refused(data)
@@ -257,13 +278,10 @@ class Stub:
             self._count(reply)
             transport.sendto(reply, addr)
 
-    async def _udp_forward(
-        self, transport: asyncio.DatagramTransport, query: Query, addr: Any
-    ) -> None:
+    async def _udp_forward(self, transport: _UDP, query: Query, addr: Any) -> None:
         reply = await self._forward(query, True)
         self._count(reply)
-        if not transport.is_closing():
-            transport.sendto(reply, addr)
+        transport.sendto(reply, addr)
 
     # -- TCP ---------------------------------------------------------------------------
 
@@ -354,6 +372,18 @@ class Stub:
                     log.warning("upstream %s failed: %s", state.server, state.last_error)
                 elif now == 0:
                     log.warning("upstream %s answers again", state.server)
+
+
+def _udp_socket(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setblocking(False)
+        sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _bind_error(host: str, port: int, exc: OSError) -> BindError:
