@@ -10,6 +10,7 @@ file and bind errors. A missing kdig, dig or dnsperf skips, or fails under ``CI=
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -493,3 +495,36 @@ def test_command_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ):
         assert main(["serve", *argv]) == 2, argv
         assert message in capsys.readouterr().err
+
+
+def test_one_log_line_per_upstream_failure_and_recovery(
+    unbound_factory: Callable[..., UnboundServer],
+    start_stub: Callable[..., StubThread],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    upstream = unbound_factory()
+    stub = start_stub(upstream, cache=None, client={"timeout": 2.0})
+    caplog.set_level(logging.WARNING, logger="dotclient.serve")
+
+    def lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "dotclient.serve"]
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + WAIT  # the health check looks once a second
+        while not any(text in line for line in lines()):
+            assert time.monotonic() < deadline, lines()
+            time.sleep(0.05)
+
+    query = dns.message.make_query("a.example.test", "A")
+    assert udp(stub.port, query).rcode() == dns.rcode.NOERROR
+    upstream.kill()
+    for _ in range(5):
+        assert udp(stub.port, query).rcode() == dns.rcode.SERVFAIL
+    wait_for("failed")
+    upstream.start()
+    deadline = time.monotonic() + WAIT
+    while udp(stub.port, query).rcode() != dns.rcode.NOERROR:  # past the client's backoff
+        assert time.monotonic() < deadline
+    wait_for("answers again")
+    assert len([line for line in lines() if "failed" in line]) == 1, lines()
+    assert len([line for line in lines() if "answers again" in line]) == 1, lines()
