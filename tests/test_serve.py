@@ -40,7 +40,10 @@ from dotclient._serve._access import AccessList
 from dotclient._serve._cache import Cache
 from dotclient._serve._metrics import Metrics
 from dotclient._serve._server import Stub
-from dotclient.testing import DEFAULT_ZONE, UnboundServer
+from dotclient.testing import DEFAULT_ZONE, IssuedCert, UnboundServer
+
+from fakeserver import FakeConnection, FakeServer
+from fakeserver import answer as fake_answer
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 # Every wait is bounded, with room for a loaded machine: the client's own timeout is 5 s.
@@ -528,3 +531,31 @@ def test_one_log_line_per_upstream_failure_and_recovery(
     wait_for("answers again")
     assert len([line for line in lines() if "failed" in line]) == 1, lines()
     assert len([line for line in lines() if "answers again" in line]) == 1, lines()
+
+
+def test_upstream_gets_the_clients_bits_and_buffer_size_with_padding(
+    server_cert: IssuedCert, start_stub: Callable[..., StubThread]
+) -> None:
+    # A scripted upstream, to see the query as it arrives over TLS.
+    seen: list[dns.message.Message] = []
+
+    def record(conn: FakeConnection) -> None:
+        while (query := conn.read_query()) is not None:
+            seen.append(query)
+            conn.send_message(fake_answer(query))
+
+    with FakeServer(server_cert, record) as upstream:
+        stub = start_stub(upstream.spec, cache=None)
+        for flags, dnssec, payload in ((dns.flags.RD, False, 1400), (dns.flags.CD, True, 4000)):
+            query = dns.message.make_query(
+                "a.test", "A", use_edns=0, want_dnssec=dnssec, payload=payload
+            )
+            query.flags = flags
+            response = udp(stub.port, query)
+            assert query.is_response(response) and addresses(response) == {"192.0.2.53"}
+            sent = seen[-1]
+            assert sent.flags & (dns.flags.RD | dns.flags.CD) == flags
+            assert bool(sent.ednsflags & dns.flags.DO) == dnssec
+            assert sent.payload == payload
+            padding = [o for o in sent.options if o.otype == dns.edns.OptionType.PADDING]
+            assert padding  # RFC 8467
