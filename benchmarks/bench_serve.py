@@ -114,13 +114,14 @@ def stubby(upstream: UnboundServer, ca_file: str, workdir: str) -> Iterator[tupl
         "round_robin_upstreams: 0\n"
         "idle_timeout: 10000\n"
         f'tls_ca_file: "{ca_file}"\n'
-        f'listen_addresses:\n  - 127.0.0.1@{port}\n'
+        f"listen_addresses:\n  - 127.0.0.1@{port}\n"
         "upstream_recursive_servers:\n"
-        f'  - address_data: 127.0.0.1\n    tls_port: {upstream.port}\n'
+        f"  - address_data: 127.0.0.1\n    tls_port: {upstream.port}\n"
         '    tls_auth_name: "dot.test"\n'
     )
-    proc = subprocess.Popen([exe, "-C", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [exe, "-C", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_answering(port, proc)
         yield port, proc.pid
@@ -132,8 +133,20 @@ def stubby(upstream: UnboundServer, ca_file: str, workdir: str) -> Iterator[tupl
 @contextlib.contextmanager
 def serve(upstream: UnboundServer, ca_file: str, *extra: str) -> Iterator[tuple[int, int]]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dotclient", "serve", "--listen", "127.0.0.1:0", "--quiet",
-         "--server", f"127.0.0.1:{upstream.port}#dot.test", "--ca-file", ca_file, *extra],
+        [
+            sys.executable,
+            "-m",
+            "dotclient",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+            "--server",
+            f"127.0.0.1:{upstream.port}#dot.test",
+            "--ca-file",
+            ca_file,
+            *extra,
+        ],
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(SRC)},
     )
@@ -165,9 +178,29 @@ def dnsperf(port: int, datafile: str, seconds: float, clients: int, in_flight: i
     if exe is None:
         raise SystemExit("dnsperf is not installed (scripts/install-servers dnsperf)")
     done = subprocess.run(
-        [exe, "-s", "127.0.0.1", "-p", str(port), "-m", "udp", "-d", datafile,
-         "-c", str(clients), "-q", str(in_flight), "-l", str(seconds), "-t", "5", "-v"],
-        capture_output=True, text=True, timeout=seconds + 60,
+        [
+            exe,
+            "-s",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            "udp",
+            "-d",
+            datafile,
+            "-c",
+            str(clients),
+            "-q",
+            str(in_flight),
+            "-l",
+            str(seconds),
+            "-t",
+            "5",
+            "-v",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
     )
     if done.returncode != 0:
         raise SystemExit(f"dnsperf failed:\n{done.stdout[-2000:]}\n{done.stderr}")
@@ -240,17 +273,23 @@ def main() -> None:
                     results[label]["check"] = check
                     results[label]["rss"] = memory_kib(pid)
     print(f"after:  {uptime()}")
-    print(f"dnsperf -m udp -c {args.clients} -q {args.in_flight} -l {args.seconds:g}, "
-          f"{len(QUERIES)} names, same unbound (1 thread) behind each stub\n")
+    print(
+        f"dnsperf -m udp -c {args.clients} -q {args.in_flight} -l {args.seconds:g}, "
+        f"{len(QUERIES)} names, same unbound (1 thread) behind each stub\n"
+    )
     base = results["stubby"]
-    print(f"{'':18} {'queries/s':>10} {'ratio':>6} {'mean ms':>8} {'p50 ms':>7} "
-          f"{'p99 ms':>7} {'completed':>10} {'lost':>5} {'peak/final RSS MiB':>19}")
+    print(
+        f"{'':18} {'queries/s':>10} {'ratio':>6} {'mean ms':>8} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'completed':>10} {'lost':>5} {'peak/final RSS MiB':>19}"
+    )
     for label, r in results.items():
         rss = r.get("rss")
         memory = f"{rss[0] / 1024:.1f} / {rss[1] / 1024:.1f}" if rss else "-"
-        print(f"{label:18} {r['qps']:>10.0f} {r['qps'] / base['qps']:>5.2f}x "
-              f"{r['mean_ms']:>8.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} "
-              f"{r['completed']:>10.0f} {r['lost']:>5.0f} {memory:>19}")
+        print(
+            f"{label:18} {r['qps']:>10.0f} {r['qps'] / base['qps']:>5.2f}x "
+            f"{r['mean_ms']:>8.2f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} "
+            f"{r['completed']:>10.0f} {r['lost']:>5.0f} {memory:>19}"
+        )
     for label, r in results.items():
         print(f"  {label}: {r['rcodes']}; spot check {r['check']}")
 
