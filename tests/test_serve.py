@@ -36,6 +36,7 @@ import dns.rcode
 import pytest
 
 import dotclient
+from dotclient._serve import _server
 from dotclient._serve._access import AccessList
 from dotclient._serve._cache import Cache
 from dotclient._serve._metrics import Metrics
@@ -559,3 +560,18 @@ def test_upstream_gets_the_clients_bits_and_buffer_size_with_padding(
             assert sent.payload == payload
             padding = [o for o in sent.options if o.otype == dns.edns.OptionType.PADDING]
             assert padding  # RFC 8467
+
+
+def test_drain_closes_idle_tcp_clients(stub: StubThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Idle connections would last an hour: only the drain can close this one in time.
+    monkeypatch.setattr(_server, "TCP_IDLE", 3600.0)
+    with socket.create_connection(("127.0.0.1", stub.port), timeout=WAIT) as idle:
+        query = dns.message.make_query("a.example.test", "A")
+        wire = query.to_wire()
+        idle.sendall(struct.pack("!H", len(wire)) + wire)
+        assert idle.recv(2)  # served, and now idle on a connection kept open
+        stub.call(stub.stub.drain(timeout=WAIT))  # within WAIT, or .result() raises
+        idle.settimeout(WAIT)
+        rest = b""
+        while chunk := idle.recv(65535):
+            rest += chunk  # the rest of the answer, then EOF: closed by the stub

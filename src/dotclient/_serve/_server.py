@@ -180,9 +180,10 @@ class Stub:
                 await self._watcher
         for task in list(self._tasks):
             task.cancel()
-        await self._close_listeners()
         for writer in list(self._writers):
             writer.close()
+        # After the connections: since Python 3.12, wait_closed() waits for them too.
+        await self._close_listeners()
         if self._handlers:
             await asyncio.wait(set(self._handlers), timeout=5)
         if self._tasks:
