@@ -417,7 +417,7 @@ def test_metrics_over_http(unbound: UnboundServer, start_stub: Callable[..., Stu
 # -- the command -----------------------------------------------------------------------------
 
 
-def serve(*argv: str) -> tuple[subprocess.Popen[str], int]:
+def serve(*argv: str) -> tuple[subprocess.Popen[str], int, str]:
     """``python -m dotclient serve ARGV``, once it says where it listens."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "dotclient", "serve", *argv],
@@ -432,7 +432,7 @@ def serve(*argv: str) -> tuple[subprocess.Popen[str], int]:
         proc.kill()
         rest = proc.communicate(timeout=WAIT)[1]
         raise AssertionError(f"serve did not start: {line}{rest}")
-    return proc, int(match.group(1))
+    return proc, int(match.group(1)), line
 
 
 def test_command_with_config_file_answers_and_sigterm_drains(ca_file: str, tmp_path: Path) -> None:
@@ -445,8 +445,11 @@ def test_command_with_config_file_answers_and_sigterm_drains(ca_file: str, tmp_p
         config.write_text(
             f'listen = ["127.0.0.1:0"]\nserver = "127.0.0.1:{silent.getsockname()[1]}#dot.test"\n'
             f'ca_file = "{ca_file}"\ntimeout = 2.0\nno_cache = true\n'
+            'metrics = "127.0.0.1:0"\n'
         )
-        proc, port = serve("--config", str(config), "--quiet")
+        proc, port, line = serve("--config", str(config), "--quiet")
+        scrape = re.search(r"metrics on (http://\S+)", line)
+        assert scrape is not None, line
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.settimeout(WAIT)
@@ -455,6 +458,10 @@ def test_command_with_config_file_answers_and_sigterm_drains(ca_file: str, tmp_p
                 silent.settimeout(WAIT)
                 upstream, _ = silent.accept()  # the query is in flight now
                 with upstream:
+                    with urllib.request.urlopen(scrape.group(1), timeout=WAIT) as page:
+                        text = page.read().decode()
+                    assert "dotclient_serve_in_flight 1.0" in text
+                    assert 'dotclient_serve_queries_total{transport="udp"} 1.0' in text
                     proc.send_signal(signal.SIGTERM)
                     response = dns.message.from_wire(sock.recv(65535))
             assert query.is_response(response) and response.rcode() == dns.rcode.SERVFAIL
@@ -575,3 +582,29 @@ def test_drain_closes_idle_tcp_clients(stub: StubThread, monkeypatch: pytest.Mon
         rest = b""
         while chunk := idle.recv(65535):
             rest += chunk  # the rest of the answer, then EOF: closed by the stub
+
+
+def test_tcp_connections_past_the_limit_are_closed(
+    stub: StubThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_server, "MAX_TCP_CLIENTS", 1)
+    wire = dns.message.make_query("a.example.test", "A").to_wire()
+    framed = struct.pack("!H", len(wire)) + wire
+
+    def ask(conn: socket.socket) -> bytes:
+        conn.sendall(framed)
+        try:
+            return conn.recv(2)
+        except ConnectionResetError:
+            return b""
+
+    with socket.create_connection(("127.0.0.1", stub.port), timeout=WAIT) as first:
+        assert ask(first)  # answered: the first connection is counted now
+        with socket.create_connection(("127.0.0.1", stub.port), timeout=WAIT) as second:
+            assert ask(second) == b""  # closed unanswered
+    deadline = time.monotonic() + WAIT  # the stub may take a moment to see them closed
+    while True:
+        with socket.create_connection(("127.0.0.1", stub.port), timeout=WAIT) as third:
+            if ask(third):
+                break
+        assert time.monotonic() < deadline

@@ -176,6 +176,7 @@ async def _serve(settings: dict[str, Any]) -> int:
     client = dotclient.AsyncClient(**settings["client"])
     cache = Cache(settings["cache"]) if settings["cache"] else None
     metrics = Metrics() if settings["metrics"] else None
+    scrape = ""
     stub = Stub(client, cache=cache, access=settings["access"], metrics=metrics)
     listen = settings["listen"]
     try:
@@ -193,7 +194,7 @@ async def _serve(settings: dict[str, Any]) -> int:
             host, port = settings["metrics"]
             port = metrics.start(host, port)
             where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-            logging.getLogger("dotclient.serve").info("metrics on http://%s/metrics", where)
+            scrape = f"; metrics on http://{where}/metrics"
     except (BindError, OSError) as exc:
         await stub.aclose()
         error("serve", f"error: {exc}")
@@ -206,7 +207,7 @@ async def _serve(settings: dict[str, Any]) -> int:
     servers = ", ".join(str(s) for s in client.servers)
     # Tests and scripts wait for this line: it comes once every socket is bound.
     print(
-        f"dotclient serve: listening on {where} (udp, tcp), forwarding to {servers}",
+        f"dotclient serve: listening on {where} (udp, tcp), forwarding to {servers}{scrape}",
         file=sys.stderr,
         flush=True,
     )

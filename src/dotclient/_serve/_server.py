@@ -44,6 +44,9 @@ log = logging.getLogger("dotclient.serve")
 MAX_PENDING = 10_000
 #: Queries one TCP connection may have waiting at once (RFC 7766 section 6.2.1.1).
 MAX_PIPELINED = 100
+#: TCP connections open at once; past this, new ones are closed at once (RFC 7766
+#: section 6.2.2: a server may limit them to protect its resources).
+MAX_TCP_CLIENTS = 1000
 #: Seconds a TCP connection with nothing in flight stays open (RFC 7766 section 6.2.3).
 TCP_IDLE = 10.0
 #: How often the upstream servers' health is looked at, for the log and the metrics.
@@ -299,6 +302,8 @@ class Stub:
                 if self.metrics is not None:
                     self.metrics.refused.inc()
                 return  # closed without a word: not a client of ours
+            if len(self._writers) > MAX_TCP_CLIENTS:
+                return  # too many open: this client may come back, or use UDP
             await self._tcp_queries(reader, writer)
         except (ConnectionError, OSError):
             pass  # the client went away
