@@ -608,3 +608,17 @@ def test_tcp_connections_past_the_limit_are_closed(
             if ask(third):
                 break
         assert time.monotonic() < deadline
+
+
+def test_a_failed_start_closes_only_its_own_addresses(
+    unbound: UnboundServer, start_stub: Callable[..., StubThread]
+) -> None:
+    stub = start_stub(unbound)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        with pytest.raises(_server.BindError, match=f"cannot listen on 127.0.0.1:{busy}"):
+            stub.call(stub.stub.start([("127.0.0.2", 0), ("127.0.0.1", busy)]))
+    assert stub.stub.addresses == [("127.0.0.1", stub.port)]
+    response = udp(stub.port, dns.message.make_query("a.example.test", "A"))
+    assert addresses(response) == A_RECORDS  # the first address still answers

@@ -133,14 +133,25 @@ class Stub:
     # -- starting and stopping --------------------------------------------------------
 
     async def start(self, listen: Sequence[tuple[str, int]]) -> None:
-        """Listen on UDP and TCP at each (host, port); port 0 picks one free for both."""
+        """Listen on UDP and TCP at each (host, port); port 0 picks one free for both.
+
+        May be called again to add addresses; if one cannot be bound, those of this
+        call are closed and :class:`BindError` raised, while earlier ones stay open."""
+        first = len(self._tcp)
         try:
             for host, port in listen:
                 await self._listen(host, port)
         except BaseException:
-            await self._close_listeners()
+            added_tcp, added_udp = self._tcp[first:], self._udp[first:]
+            del self._tcp[first:], self._udp[first:], self.addresses[first:]
+            for protocol in added_udp:
+                protocol.close()
+            for server in added_tcp:
+                server.close()
+                await server.wait_closed()
             raise
-        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        if self._watcher is None:
+            self._watcher = asyncio.get_running_loop().create_task(self._watch())
 
     async def _listen(self, host: str, port: int) -> None:
         for _ in range(20 if port == 0 else 1):
