@@ -155,6 +155,26 @@ def test_the_cache_keeps_at_most_size_answers_least_recently_used_first_out() ->
         Cache(0)
 
 
+def test_the_cache_keeps_at_most_max_bytes_of_answers() -> None:
+    cache = Cache(100, max_bytes=1000)
+    queries = [query(f"n{i}.example.test", "TXT") for i in range(5)]
+    sizes = []
+    for i, q in enumerate(queries):
+        text = f'n{i}.example.test. 300 IN TXT "{"x" * 250}"'
+        assert cache.put(q.key, client_view(answer_to(q, text)), now=0.0)
+        sizes.append(cache.bytes)
+    assert 250 < sizes[0] < 334  # one answer: its wire size
+    assert len(cache) == 3 and cache.bytes == 3 * sizes[0] <= 1000
+    kept = [i for i, q in enumerate(queries) if cache.get(q.key, 1.0, edns=True) is not None]
+    assert kept == [2, 3, 4]
+    huge = query("huge.example.test", "TXT")
+    text = 'huge.example.test. 300 IN TXT "' + '" "'.join(["y" * 250] * 4) + '"'
+    assert not cache.put(huge.key, client_view(answer_to(huge, text)), now=1.0)
+    assert len(cache) == 3  # an answer bigger than the whole cache evicts nothing
+    assert cache.get(queries[2].key, 400.0, edns=True) is None  # expired: bytes given back
+    assert cache.bytes == 2 * sizes[0]
+
+
 def test_a_client_without_edns_gets_no_opt_record() -> None:
     edns, plain = query(), query(use_edns=False)
     cache = Cache(10)

@@ -12,7 +12,8 @@ Every TTL is capped at ``max_ttl``. Answers are served with their TTLs decreased
 whole seconds they spent in the cache (RFC 1035 section 6.2), and expire when that
 reaches their TTL. Answers to DO queries are kept apart from the others (the key carries
 the DO bit, and RD and CD), so a client that did not ask for DNSSEC records does not get
-them. At most ``size`` answers are kept; the least recently used goes first.
+them. At most ``size`` answers are kept, and at most ``max_bytes`` octets of them in
+wire format; the least recently used go first.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ import dns.rrset
 
 from ._message import PAYLOAD, CacheKey
 
-__all__ = ["DEFAULT_MAX_TTL", "DEFAULT_SIZE", "Cache", "cache_ttl", "render"]
+__all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_TTL", "DEFAULT_SIZE", "Cache", "cache_ttl", "render"]
 
 #: Answers kept by default.
 DEFAULT_SIZE = 10_000
+#: Octets of answers kept (in wire format; the parsed answers take a few times more).
+DEFAULT_MAX_BYTES = 32 * 1024 * 1024
 #: No answer is kept longer than a day, whatever its TTL says.
 DEFAULT_MAX_TTL = 86_400
 
@@ -100,34 +103,62 @@ class _Entry:
     message: dns.message.Message
     stored: float
     ttl: int
+    size: int
     # (edns, age) -> bytes: rendered once per second of age, not once per hit.
     rendered: dict[bool, tuple[int, bytes]] = dataclasses.field(default_factory=dict)
 
 
 class Cache:
-    """Answers by :data:`~._message.CacheKey`, at most ``size`` of them (LRU)."""
+    """Answers by :data:`~._message.CacheKey`: at most ``size`` of them, and at most
+    ``max_bytes`` octets of them in wire format; the least recently used go first."""
 
-    def __init__(self, size: int = DEFAULT_SIZE, max_ttl: int = DEFAULT_MAX_TTL) -> None:
+    def __init__(
+        self,
+        size: int = DEFAULT_SIZE,
+        max_ttl: int = DEFAULT_MAX_TTL,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if size < 1:
             raise ValueError(f"cache size must be at least 1, not {size}")
         self.size = size
         self.max_ttl = max_ttl
+        self.max_bytes = max_bytes
+        #: Octets of the answers kept, in wire format.
+        self.bytes = 0
         self._entries: collections.OrderedDict[CacheKey, _Entry] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def put(self, key: CacheKey, message: dns.message.Message, now: float) -> bool:
+    def put(
+        self,
+        key: CacheKey,
+        message: dns.message.Message,
+        now: float,
+        wire: bytes | None = None,
+        edns: bool = True,
+    ) -> bool:
         """Keep ``message`` (as :func:`~._message.client_view` made it) if it may be
-        cached; say whether it was."""
+        cached; say whether it was. ``wire`` is ``render(message, 0, edns)`` when the
+        caller has it already (it is then served until the first second has passed)."""
         ttl = cache_ttl(message, self.max_ttl)
         if ttl <= 0:
             return False
+        if wire is None:
+            wire = render(message, 0, edns)
+        if len(wire) > self.max_bytes:
+            return False
         entries = self._entries
-        entries[key] = _Entry(message, now, ttl)
-        entries.move_to_end(key)
-        while len(entries) > self.size:
-            entries.popitem(last=False)
+        old = entries.pop(key, None)
+        if old is not None:
+            self.bytes -= old.size
+        entry = _Entry(message, now, ttl, len(wire))
+        entry.rendered[edns] = (0, wire)
+        entries[key] = entry
+        self.bytes += entry.size
+        while len(entries) > self.size or self.bytes > self.max_bytes:
+            _, evicted = entries.popitem(last=False)
+            self.bytes -= evicted.size
         return True
 
     def get(self, key: CacheKey, now: float, edns: bool) -> bytes | None:
@@ -139,6 +170,7 @@ class Cache:
         age = int(now - entry.stored)
         if age >= entry.ttl or age < 0:
             del self._entries[key]
+            self.bytes -= entry.size
             return None
         self._entries.move_to_end(key)
         kept = entry.rendered.get(edns)

@@ -259,9 +259,10 @@ class Stub:
         if metrics is not None:
             metrics.latency.observe(response.elapsed)
         message = client_view(response.message)
+        wire = render(message, 0, query.edns)
         if self.cache is not None:
-            self.cache.put(query.key, message, self.clock())
-        return finish(render(message, 0, query.edns), query, udp=udp)
+            self.cache.put(query.key, message, self.clock(), wire, query.edns)
+        return finish(wire, query, udp=udp)
 
     def _count(self, reply: bytes) -> None:
         if self.metrics is not None and len(reply) >= 4:
