@@ -4,6 +4,7 @@
     dotclient query a.example.test @127.0.0.1:8853#dot.test --ca-file ca.pem --json
     dotclient probe 9.9.9.9#dns.quad9.net      # is port 853 healthy, and how
     dotclient bulk names.txt --server quad9 --rate 50 --output out.jsonl --resume
+    dotclient serve --listen 127.0.0.1:5300 --server quad9   # a local stub resolver
 
 See ``docs/cli.md``. Tables and the progress bar need ``rich`` (``pip install
 'dotclient[cli]'``); plain output and JSON do not.
@@ -31,12 +32,13 @@ from ._cli.common import (
 
 __all__ = ["main"]
 
-_COMMANDS = ("query", "probe", "bulk")
+_COMMANDS = ("query", "probe", "bulk", "serve")
 
 _USAGE = f"""\
 usage: dotclient [query] NAME [TYPE] [CLASS] [@SERVER] ... [-x ADDR] [options]
        dotclient probe [SERVER] [options]
        dotclient bulk FILE [options]
+       dotclient serve [options]
 
 DNS over TLS from the command line (dotclient {__version__}).
 
@@ -45,6 +47,7 @@ commands:
   probe   check a DoT server's port 853: TCP, TLS, certificates, pins, latency,
           resumption, pipelining, keepalive and padding, with a verdict
   bulk    resolve a list of names (FILE or - for stdin) to JSON Lines, pipelined
+  serve   a local stub resolver: plain DNS on UDP/TCP in, DoT out, with a cache
 
 'dotclient COMMAND --help' describes each. Exit codes: 0 ok, 1 an RCODE other than
 NOERROR (query) / WARN (probe) / some names failed (bulk), 2 bad usage, 3 network
@@ -63,6 +66,10 @@ def _module(command: str) -> ModuleType:
         from ._cli import bulk
 
         return bulk
+    if command == "serve":
+        from ._cli import serve
+
+        return serve
     from ._cli import query
 
     return query
