@@ -36,6 +36,7 @@ from ._protocol import (
     _A,
     _AAAA,
     _SOA,
+    _U16,
     _U16U16,
     DNS_HEADER_SIZE,
     _name_labels,
@@ -55,7 +56,6 @@ _MAX_TTL = 0x7FFFFFFF  # RFC 2181 section 8: a larger TTL is read as 0, as dnspy
 _SINGLETONS = frozenset(
     int(t) for t in (dns.rdatatype.CNAME, dns.rdatatype.DNAME, dns.rdatatype.SOA)
 )
-_NameKey = tuple[bytes, ...]
 
 
 def read_wire(wire: bytes) -> WireAnswer | None:
@@ -77,7 +77,7 @@ def read_wire(wire: bytes) -> WireAnswer | None:
     skim = _skim(wire, pos, True, records)
     if skim is None:
         return None
-    return WireAnswer(wire, _rcode(wire, skim[0]), qdcount == 1, records)
+    return WireAnswer(wire, skim[0], pos if qdcount else 0, records)
 
 
 class WireAnswer:
@@ -87,41 +87,56 @@ class WireAnswer:
     exactly what the same expression on ``dns.message.from_wire(wire)`` gives (see
     ``Response`` for the expressions)."""
 
-    __slots__ = ("_answer", "_keys", "_records", "_wire", "question", "rcode")
+    __slots__ = ("_answer", "_keys", "_opt_ttl", "_qend", "_question", "_records", "_wire")
 
-    def __init__(self, wire: bytes, rcode: int, has_question: bool, records: list[_Record]):
+    def __init__(self, wire: bytes, opt_ttl: int, qend: int, records: list[_Record]):
         self._wire = wire
+        self._opt_ttl = opt_ttl
+        self._qend = qend  # where the question ends, or 0 for none
         self._records = records
-        self._keys: dict[int, _NameKey] = {}
+        self._keys: dict[int, bytes] = {}
         self._answer: list[dns.rrset.RRset] | None = None
-        #: The RCODE, extended bits included (RFC 6891 section 6.1.3).
-        self.rcode = dns.rcode.Rcode.make(rcode)
-        #: The (name, type, class) asked, or None for a question-less response.
-        self.question: tuple[dns.name.Name, dns.rdatatype.RdataType, int] | None = None
-        if has_question:
-            after = _walk_name(wire, DNS_HEADER_SIZE, len(wire))
-            rdtype, rdclass = _U16U16.unpack_from(wire, after)
-            self.question = (
-                dns.name.Name(_name_labels(wire, DNS_HEADER_SIZE)),
-                dns.rdatatype.RdataType.make(rdtype),
-                rdclass,
+        self._question: tuple[dns.name.Name, dns.rdatatype.RdataType] | None = None
+
+    @property
+    def rcode(self) -> dns.rcode.Rcode:
+        """The RCODE, extended bits included (RFC 6891 section 6.1.3)."""
+        return dns.rcode.Rcode.make(_rcode(self._wire, self._opt_ttl))
+
+    @property
+    def question(self) -> tuple[dns.name.Name, dns.rdatatype.RdataType] | None:
+        """The (name, type) asked, or None for a question-less response."""
+        if self._question is None and self._qend:
+            self._question = (
+                dns.name.Name(_name_labels(self._wire, DNS_HEADER_SIZE)),
+                dns.rdatatype.RdataType.make(_U16.unpack_from(self._wire, self._qend - 4)[0]),
             )
+        return self._question
+
+    @property
+    def _qclass(self) -> int:
+        return int(_U16.unpack_from(self._wire, self._qend - 2)[0])
 
     @property
     def flags(self) -> dns.flags.Flag:
         """The header flags (QR, AA, TC, RD, RA, AD, CD), as ``Message.flags``."""
         return dns.flags.Flag(self._wire[2] << 8 | self._wire[3])
 
-    def _key(self, pos: int) -> _NameKey:
-        # A name compares as its labels in ASCII lower case (RFC 4343), as dns.name does.
+    def _key(self, pos: int) -> bytes:
+        """The name at ``pos`` as a key: uncompressed, in ASCII lower case (RFC 4343),
+        so that names are equal as dns.name compares them exactly when keys are."""
         keys = self._keys
         key = keys.get(pos)
         if key is None:
             wire = self._wire
-            if wire[pos] >= 192:  # a pointer: the name it points at, often the question's
-                key = self._key(((wire[pos] & 0x3F) << 8) | wire[pos + 1])
+            end = pos
+            while 0 < wire[end] < 64:
+                end += 1 + wire[end]
+            if wire[end]:  # a pointer: the rest is the name it points at
+                tail = self._key(((wire[end] & 0x3F) << 8) | wire[end + 1])
+                key = wire[pos:end].lower() + tail
             else:
-                key = tuple(label.lower() for label in _name_labels(wire, pos))
+                key = wire[pos : end + 1].lower()
             keys[pos] = key
         return key
 
@@ -145,7 +160,7 @@ class WireAnswer:
 
     def _groups(self, section: int) -> list[list[_Record]]:
         """The section's records grouped as its RRsets, in order of first appearance."""
-        groups: dict[tuple[_NameKey, int, int], list[_Record]] = {}
+        groups: dict[tuple[bytes, int, int], list[_Record]] = {}
         for record in self._records:
             if record[0] == section:
                 key = (self._key(record[1]), record[3], record[2])
@@ -163,9 +178,7 @@ class WireAnswer:
             self._answer = [self._rrset(group) for group in self._groups(1)]
         return self._answer
 
-    def _find(
-        self, section: int, key: _NameKey | None, rdclass: int, rdtype: int
-    ) -> list[_Record]:
+    def _find(self, section: int, key: bytes | None, rdclass: int, rdtype: int) -> list[_Record]:
         """The records of the RRset (``key`` or any owner, class, type) in ``section``."""
         found = []
         for record in self._records:
@@ -183,10 +196,9 @@ class WireAnswer:
     def chain(self) -> tuple[list[_Record], int | None]:
         """The records of the RRset answering the question, CNAMEs followed ([] if
         none), and the smallest TTL of the CNAME RRsets followed (None if none)."""
-        question = self.question
-        if question is None:
+        if not self._qend:
             return [], None
-        _, rdtype, rdclass = question
+        rdtype, rdclass = _U16U16.unpack_from(self._wire, self._qend - 4)
         key = self._key(DNS_HEADER_SIZE)
         ttl: int | None = None
         for _ in range(MAX_CNAME_CHAIN):
@@ -226,15 +238,14 @@ class WireAnswer:
     @property
     def ttl(self) -> int | None:
         """See ``Response.ttl``."""
-        question = self.question
-        rcode = self.rcode
-        if question is None or rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        rcode = _rcode(self._wire, self._opt_ttl)
+        if not self._qend or rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             return None
         found, ttl = self.chain()
         if found and rcode == dns.rcode.NOERROR:
             low = _ttl(found)
         else:
-            soa = self._find(2, None, question[2], _SOA)
+            soa = self._find(2, None, self._qclass, _SOA)
             if not soa:
                 return None
             end = soa[-1][6]  # a singleton: the last SOA RR is the RRset's

@@ -164,7 +164,7 @@ class Response:
         """The (name, type) asked, or None for a question-less error response."""
         lean = self._view()
         if lean is not None:
-            return None if lean.question is None else lean.question[:2]
+            return lean.question
         summary = self._summary()
         if summary is not None:
             return summary[1]
