@@ -2,7 +2,7 @@
 """dotclient against dnspython and dnsperf on one local unbound DoT server, reading every answer.
 
     python benchmarks/bench_dot.py [--queries 5000] [--oneshot 50] [--memory 10000]
-                                   [--bulk 20000] [--profile N]
+                                   [--bulk 20000] [--concurrency 1 10 100 1000] [--profile N]
 
 Starts Debian's unbound on 127.0.0.1 (dotclient.testing, one thread, the tests' zone)
 with an LD_PRELOAD shim that sets TCP_NODELAY on its connections (unbound 1.17 has no
@@ -17,7 +17,9 @@ timed region; a wrong or failed answer stops the run. Prints, with ratios:
      and, labelled "not read", resolve_many with no answer read (the old figure);
   b. the blocking Client sequentially vs dns.query.tls on one reused socket, parsed
      and read; 8 threads sharing one Client vs its sequential rate;
-  c. one-shot resolve() (a new connection per query) vs dns.query.tls;
+  c. one-shot resolve() (a new connection per query) vs dns.query.tls, also against
+     unbound without the shim; the client CPU of a reconnect with TLS resumption
+     against a full handshake;
   d. 10,000 queries in flight on one AsyncClient: memory above idle (fresh process);
   e. ``dotclient bulk`` over the server, output written and checked, vs dnsperf -q 100;
   f. with --profile N: where the client's CPU goes per query, by stage.
@@ -257,6 +259,31 @@ def oneshot(spec: str, port: int, ca_file: str, n: int) -> tuple[float, float]:
     return timed(ours) / n * 1000, timed(theirs) / n * 1000
 
 
+def reconnects(spec: str, ca_file: str, n: int, resumption: bool) -> tuple[float, float, int]:
+    """Client CPU ms and wall ms per reconnect-and-query, and how many resumed."""
+    with dotclient.Client(spec, ca_file=ca_file, resumption=resumption) as client:
+        read(NAMES[0], client.resolve(NAMES[0]))
+        resumed = 0
+        cpu, wall = time.process_time(), time.perf_counter()
+        for name in names(n):
+            client.close_connections()
+            response = client.resolve(name)
+            read(name, response)
+            resumed += response.resumed
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return cpu / n * 1000, wall / n * 1000, resumed
+
+
+def query_cpu(spec: str, ca_file: str, n: int) -> float:
+    """Client CPU ms of one query on a kept connection, answer read."""
+    with dotclient.Client(spec, ca_file=ca_file) as client:
+        read(NAMES[0], client.resolve(NAMES[0]))
+        cpu = time.process_time()
+        for name in names(n):
+            read(name, client.resolve(name))
+        return (time.process_time() - cpu) / n * 1000
+
+
 # -- d: memory -----------------------------------------------------------------------
 
 
@@ -432,6 +459,9 @@ def main() -> int:
     parser.add_argument("--memory", type=int, default=10000, help="queries in flight for d")
     parser.add_argument("--bulk", type=int, default=20000, help="names for dotclient bulk")
     parser.add_argument(
+        "--concurrency", type=int, nargs="+", default=CONCURRENCY, help="in flight for a"
+    )
+    parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also profile N queries (f)"
     )
     args = parser.parse_args()
@@ -477,7 +507,7 @@ def report(args: argparse.Namespace, server: UnboundServer, ca: TestCA, tmp: str
     tasks = asyncio.run(ours_tasks(spec, ca_file, n, 100))
     vs = f"{tasks / ceiling:5.2f}x dnsperf -q 100" if ceiling else ""
     print(f"{'100 tasks + semaphore, resolve()':38} {tasks:8.0f}  {vs}")
-    for c in CONCURRENCY:
+    for c in args.concurrency:
         ours = asyncio.run(ours_many(spec, ca_file, n, c, reading=True))
         ref = perf.get(c)
         vs = f"{ours / ref:5.2f}x dnsperf -q {c}" if ref else ""
@@ -509,6 +539,23 @@ def report(args: argparse.Namespace, server: UnboundServer, ca: TestCA, tmp: str
     print(
         f"{'one-shot resolve, ms/query':32} {ours_ms:8.2f} vs dnspython {theirs_ms:8.2f}"
         f"  ratio {theirs_ms / ours_ms:5.2f} (dnspython time / dotclient time)"
+    )
+    # Debian's unbound as deployed: its first answer on a TLS 1.3 connection waits for
+    # the client's delayed ACK, which dotclient's TCP_QUICKACK avoids.
+    with UnboundServer(server.cert, extra_config=UNBOUND_CONFIG) as plain:
+        plain_spec = f"127.0.0.1:{plain.port}#dot.test"
+        ours_ms, theirs_ms = oneshot(plain_spec, plain.port, ca_file, args.oneshot)
+    print(
+        f"{'  same, unbound without NODELAY':32} {ours_ms:8.2f} vs dnspython {theirs_ms:8.2f}"
+        f"  ratio {theirs_ms / ours_ms:5.2f}"
+    )
+    full_cpu, _, _ = reconnects(spec, ca_file, args.oneshot, resumption=False)
+    res_cpu, _, resumed = reconnects(spec, ca_file, args.oneshot, resumption=True)
+    query = query_cpu(spec, ca_file, 10 * args.oneshot)
+    res_hs, full_hs = res_cpu - query, full_cpu - query
+    print(
+        f"{'reconnect alone, CPU ms':32} {res_hs:8.2f} resumed vs full {full_hs:8.2f}"
+        f"  ratio {res_hs / full_hs:5.2f} ({resumed}/{args.oneshot} resumed)"
     )
 
     print(f"\nd. {args.memory} queries in flight on one AsyncClient (fresh process)")

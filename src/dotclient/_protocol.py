@@ -133,13 +133,39 @@ class FrameDecoder:
         return f"inside a message ({left - 2} of {length} octets)"
 
 
+_CheckedQuestion = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]
+# Questions asked as strings, parsed: dns.name.from_text is the dearest step of sending a
+# query. Keyed by the exact str and the type and class as given (exact types only, so
+# that 1.0 or True never stand for 1); emptied when full, like _TEMPLATES.
+_QUESTIONS: dict[tuple[str, object, object], _CheckedQuestion] = {}
+_MAX_QUESTIONS = 4096
+_CACHEABLE = frozenset({str, int, dns.rdatatype.RdataType, dns.rdataclass.RdataClass})
+
+
 def check_question(
     qname: dns.name.Name | str,
     rdtype: dns.rdatatype.RdataType | str | int,
     rdclass: dns.rdataclass.RdataClass | str | int,
-) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
+) -> _CheckedQuestion:
     """Parse a question's name, type and class; raise ``ValueError`` for bad ones
     (unknown mnemonics, names too long, meta-types other than ANY)."""
+    if type(qname) is str and type(rdtype) in _CACHEABLE and type(rdclass) in _CACHEABLE:
+        key = (qname, rdtype, rdclass)
+        checked = _QUESTIONS.get(key)
+        if checked is None:
+            checked = _check_question(qname, rdtype, rdclass)
+            if len(_QUESTIONS) >= _MAX_QUESTIONS:
+                _QUESTIONS.clear()
+            _QUESTIONS[key] = checked
+        return checked
+    return _check_question(qname, rdtype, rdclass)
+
+
+def _check_question(
+    qname: dns.name.Name | str,
+    rdtype: dns.rdatatype.RdataType | str | int,
+    rdclass: dns.rdataclass.RdataClass | str | int,
+) -> _CheckedQuestion:
     try:
         if isinstance(qname, str):
             qname = dns.name.from_text(qname)
