@@ -268,6 +268,13 @@ def test_common_answers_take_the_lean_path() -> None:
     assert respond(wire_of(*CHAIN, rrsig)).addresses() == ["192.0.2.1"]
 
 
+def test_answer_is_one_list_as_the_message_gives() -> None:
+    response = respond(wire_of(*CHAIN))
+    assert response.answer is response.answer
+    parsed = respond(wire_of(*CHAIN))
+    assert parsed.message.answer is parsed.answer
+
+
 def test_flags_from_the_header() -> None:
     response = respond(wire_of(*CHAIN))
     assert response.flags == dns.flags.QR | dns.flags.RD

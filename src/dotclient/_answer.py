@@ -87,7 +87,7 @@ class WireAnswer:
     exactly what the same expression on ``dns.message.from_wire(wire)`` gives (see
     ``Response`` for the expressions)."""
 
-    __slots__ = ("_answer", "_keys", "_opt_ttl", "_qend", "_question", "_records", "_wire")
+    __slots__ = ("_keys", "_opt_ttl", "_qend", "_question", "_records", "_wire")
 
     def __init__(self, wire: bytes, opt_ttl: int, qend: int, records: list[_Record]):
         self._wire = wire
@@ -95,7 +95,6 @@ class WireAnswer:
         self._qend = qend  # where the question ends, or 0 for none
         self._records = records
         self._keys: dict[int, bytes] = {}
-        self._answer: list[dns.rrset.RRset] | None = None
         self._question: tuple[dns.name.Name, dns.rdatatype.RdataType] | None = None
 
     @property
@@ -173,10 +172,8 @@ class WireAnswer:
 
     @property
     def answer(self) -> list[dns.rrset.RRset]:
-        """The answer section, as ``Message.answer`` (built once, then kept)."""
-        if self._answer is None:
-            self._answer = [self._rrset(group) for group in self._groups(1)]
-        return self._answer
+        """The answer section, as ``Message.answer`` (a new list each time)."""
+        return [self._rrset(group) for group in self._groups(1)]
 
     def _find(self, section: int, key: bytes | None, rdclass: int, rdtype: int) -> list[_Record]:
         """The records of the RRset (``key`` or any owner, class, type) in ``section``."""

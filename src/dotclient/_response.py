@@ -3,8 +3,6 @@ connection told us."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import dns.flags
 import dns.message
 import dns.name
@@ -20,8 +18,6 @@ from ._server import Server
 from ._tls import TLSInfo
 
 __all__ = ["Response"]
-
-_UNKNOWN: Any = object()
 
 
 class Response:
@@ -41,10 +37,12 @@ class Response:
     never parse a structurally sound message, whatever its record types.
     """
 
-    __slots__ = ("_elapsed", "_lean", "_message", "_server", "_tls", "_wire")
+    __slots__ = ("_answer", "_elapsed", "_lean", "_message", "_server", "_tls", "_wire")
+
+    _answer: list[dns.rrset.RRset] | None
 
     _elapsed: float
-    _lean: WireAnswer | None
+    _lean: bool
     _message: dns.message.Message | None
     _server: Server
     _tls: TLSInfo
@@ -57,11 +55,12 @@ class Response:
         if isinstance(message, dns.message.Message):
             init(self, "_message", message)
             init(self, "_wire", None)
-            init(self, "_lean", None)
+            init(self, "_lean", False)
         else:
             init(self, "_message", None)
             init(self, "_wire", bytes(message))
-            init(self, "_lean", _UNKNOWN)
+            init(self, "_lean", True)
+        init(self, "_answer", None)
         init(self, "_server", server)
         init(self, "_elapsed", elapsed)
         init(self, "_tls", tls)
@@ -95,12 +94,16 @@ class Response:
         return message
 
     def _view(self) -> WireAnswer | None:
-        """The lean view of the bytes, or None where only the message can answer."""
-        lean = self._lean
-        if lean is _UNKNOWN:
-            assert self._wire is not None
-            lean = read_wire(self._wire)
-            object.__setattr__(self, "_lean", lean)
+        """The lean view of the bytes, or None where only the message can answer.
+
+        Not kept: decoding again is a walk of a few hundred octets, while keeping the
+        view would cost about a kilobyte per response held (10,000 in a batch)."""
+        if not self._lean:
+            return None
+        assert self._wire is not None
+        lean = read_wire(self._wire)
+        if lean is None:
+            object.__setattr__(self, "_lean", False)  # do not walk again
         return lean
 
     def _summary(self) -> tuple[int, tuple[dns.name.Name, dns.rdatatype.RdataType] | None] | None:
@@ -156,8 +159,15 @@ class Response:
     @property
     def answer(self) -> list[dns.rrset.RRset]:
         """The answer section (all RRsets, CNAMEs included), as ``message.answer``."""
-        lean = self._view()
-        return self.message.answer if lean is None else lean.answer
+        if self._message is not None:
+            return self._message.answer
+        if self._answer is None:  # the same list each time, as message.answer is
+            lean = self._view()
+            if lean is None:
+                return self.message.answer
+            object.__setattr__(self, "_answer", lean.answer)
+        assert self._answer is not None
+        return self._answer
 
     @property
     def question(self) -> tuple[dns.name.Name, dns.rdatatype.RdataType] | None:
