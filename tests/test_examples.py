@@ -68,7 +68,19 @@ def test_benchmark_script_runs(unbound: UnboundServer) -> None:
     bench = EXAMPLES.parent / "benchmarks" / "bench_dot.py"
     done = run(
         str(bench),
-        *("--queries", "40", "--oneshot", "2", "--memory", "200", "--concurrency", "1", "10"),
+        *(
+            "--queries",
+            "40",
+            "--repeat",
+            "1",
+            "--oneshot",
+            "2",
+            "--memory",
+            "200",
+            "--concurrency",
+            "1",
+            "10",
+        ),
         *("--bulk", "40", "--profile", "50"),
         timeout=240,
     )
