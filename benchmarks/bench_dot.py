@@ -2,7 +2,7 @@
 """dotclient against dnspython and dnsperf on one local unbound DoT server, reading every answer.
 
     python benchmarks/bench_dot.py [--queries 3000] [--repeat 3] [--oneshot 50] [--memory 10000]
-                                   [--bulk 20000] [--concurrency 1 10 100 1000] [--profile N]
+                                   [--bulk 10000] [--concurrency 1 10 100 1000] [--profile N]
 
 Starts Debian's unbound on 127.0.0.1 (dotclient.testing, one thread, the tests' zone)
 with an LD_PRELOAD shim that sets TCP_NODELAY on its connections (unbound 1.17 has no
@@ -479,7 +479,7 @@ def main() -> int:
     )
     parser.add_argument("--oneshot", type=int, default=50, help="one-shot queries")
     parser.add_argument("--memory", type=int, default=10000, help="queries in flight for d")
-    parser.add_argument("--bulk", type=int, default=20000, help="names for dotclient bulk")
+    parser.add_argument("--bulk", type=int, default=10000, help="names for dotclient bulk")
     parser.add_argument(
         "--concurrency", type=int, nargs="+", default=CONCURRENCY, help="in flight for a"
     )
