@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import ssl
@@ -175,14 +176,42 @@ async def ours_many(spec: str, ca_file: str, n: int, in_flight: int, reading: bo
         return rate(n, elapsed)
 
 
+async def cpu_per_query(spec: str, ca_file: str, n: int, reading: bool) -> float:
+    """Client CPU microseconds per query of resolve_many, 100 in flight on one
+    connection, every answer read or none: less sensitive to a loaded machine than
+    rates (the server runs in its own process)."""
+    async with dotclient.AsyncClient(spec, ca_file=ca_file, **one_connection(100)) as client:
+        warm = names(200)
+        read_all(warm, await client.resolve_many(warm))
+        batch = names(n)
+        cpu = time.process_time()
+        outcomes = await client.resolve_many(batch)
+        if reading:
+            read_all(batch, outcomes)
+        cpu = time.process_time() - cpu
+        if not reading:
+            read_all(batch, outcomes)
+        return cpu / n * 1e6
+
+
+DNSPERF_CPU: dict[int, float] = {}  # in flight -> least CPU us per query seen
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def dnsperf(port: int, n: int, in_flight: int) -> float | None:
-    """dnsperf -m dot queries/s over one connection, or None if it is not installed."""
+    """dnsperf -m dot queries/s over one connection, or None if it is not installed.
+    Its CPU time per query goes into DNSPERF_CPU."""
     exe = shutil.which("dnsperf")
     if exe is None:
         return None
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as data:
         data.write("".join(f"{name} A\n" for name in names(n)))
         data.flush()
+        cpu = _children_cpu()
         done = subprocess.run(
             [exe, "-m", "dot", "-s", "127.0.0.1", "-p", str(port), "-d", data.name]
             + ["-c", "1", "-q", str(in_flight), "-n", "1", "-t", "5"],
@@ -190,6 +219,8 @@ def dnsperf(port: int, n: int, in_flight: int) -> float | None:
             text=True,
             timeout=300,
         )
+        cpu = (_children_cpu() - cpu) / n * 1e6
+        DNSPERF_CPU[in_flight] = min(cpu, DNSPERF_CPU.get(in_flight, cpu))
     found = re.search(r"Queries per second:\s+([\d.]+)", done.stdout)
     lost = re.search(r"Queries lost:\s+(\d+)", done.stdout)
     if found is None or lost is None:
@@ -542,6 +573,18 @@ def report(args: argparse.Namespace, server: UnboundServer, ca: TestCA, tmp: str
     unread = best(lambda: asyncio.run(ours_many(spec, ca_file, n, 100, reading=False)), r)
     vs = f"{unread / ceiling:5.2f}x dnsperf -q 100" if ceiling else ""
     print(f"{'resolve_many, 100 in flight, NOT READ':38} {unread:8.0f}  {vs}")
+    cpu_read = min(asyncio.run(cpu_per_query(spec, ca_file, n, True)) for _ in range(r))
+    cpu_unread = min(asyncio.run(cpu_per_query(spec, ca_file, n, False)) for _ in range(r))
+    print(
+        f"{'client CPU per query, 100 in flight':38} {cpu_read:5.0f} us read, "
+        f"{cpu_unread:.0f} us not read (least of {r})"
+    )
+    if 100 in DNSPERF_CPU:
+        print(
+            f"{'dnsperf CPU per query, -q 100':38} {DNSPERF_CPU[100]:5.0f} us "
+            f"(process start and TLS handshake included): dotclient reading uses "
+            f"{cpu_read / DNSPERF_CPU[100]:.2f}x its CPU"
+        )
     if ceiling is None:
         print("dnsperf is not installed: no ceiling (scripts/install-servers installs it)")
     else:
