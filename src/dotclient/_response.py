@@ -37,12 +37,13 @@ class Response:
     never parse a structurally sound message, whatever its record types.
     """
 
-    __slots__ = ("_answer", "_elapsed", "_lean", "_message", "_server", "_tls", "_wire")
+    __slots__ = ("_answer", "_elapsed", "_lean", "_message", "_rcode", "_server", "_tls", "_wire")
 
     _answer: list[dns.rrset.RRset] | None
 
     _elapsed: float
     _lean: bool
+    _rcode: dns.rcode.Rcode | None
     _message: dns.message.Message | None
     _server: Server
     _tls: TLSInfo
@@ -61,6 +62,7 @@ class Response:
             init(self, "_wire", bytes(message))
             init(self, "_lean", True)
         init(self, "_answer", None)
+        init(self, "_rcode", None)
         init(self, "_server", server)
         init(self, "_elapsed", elapsed)
         init(self, "_tls", tls)
@@ -144,11 +146,19 @@ class Response:
     def rcode(self) -> dns.rcode.Rcode:
         """The response code, e.g. ``Rcode.NOERROR`` or ``Rcode.NXDOMAIN`` (with the
         EDNS extended bits, RFC 6891 section 6.1.3)."""
-        lean = self._view()
-        if lean is not None:
-            return lean.rcode
-        summary = self._summary()
-        return dns.rcode.Rcode.make(summary[0]) if summary else self.message.rcode()
+        if self._wire is None:
+            assert self._message is not None
+            return self._message.rcode()
+        rcode = self._rcode
+        if rcode is None:  # read from the bytes once: callers often ask before reading
+            lean = self._view()
+            if lean is not None:
+                rcode = lean.rcode
+            else:
+                summary = self._summary()
+                rcode = dns.rcode.Rcode.make(summary[0]) if summary else self.message.rcode()
+            object.__setattr__(self, "_rcode", rcode)
+        return rcode
 
     @property
     def flags(self) -> dns.flags.Flag:
