@@ -209,6 +209,7 @@ def test_edited_bytes_read_the_same_or_fail_the_same(
     compare(edit(raw, kind, data))
 
 
+@settings(max_examples=200 * SCALE, deadline=None)
 @given(wire=st.binary(max_size=80))
 def test_any_bytes_read_the_same_or_fail_the_same(wire: bytes) -> None:
     compare(wire)
