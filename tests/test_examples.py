@@ -68,14 +68,26 @@ def test_benchmark_script_runs(unbound: UnboundServer) -> None:
     bench = EXAMPLES.parent / "benchmarks" / "bench_dot.py"
     done = run(
         str(bench),
-        *("--queries", "40", "--oneshot", "2", "--memory", "200", "--concurrency", "1", "10"),
-        *("--profile", "50"),
+        *(
+            "--queries",
+            "40",
+            "--repeat",
+            "1",
+            "--oneshot",
+            "2",
+            "--memory",
+            "200",
+            "--concurrency",
+            "1",
+            "10",
+        ),
+        *("--bulk", "40", "--profile", "50"),
         timeout=240,
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    for heading in ("a/b. asyncio", "c. blocking", "d. new connections", "e. dnsperf", "f. 200"):
+    for heading in ("a. asyncio", "b. blocking", "c. one-shot", "d. 200", "e. dotclient bulk"):
         assert heading in out, out
-    assert re.search(r"^\s+10\s+\d+\s+\d+\s+[\d.]+", out, re.MULTILINE), out
-    assert "(2/2 resumed)" in out
+    assert re.search(r"^resolve_many, 10 in flight\s+\d+", out, re.MULTILINE), out
+    assert "NOT READ" in out and "(2/2 resumed)" in out
     assert "MiB above idle" in out and "profile of 50 queries" in out

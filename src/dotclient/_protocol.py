@@ -133,13 +133,39 @@ class FrameDecoder:
         return f"inside a message ({left - 2} of {length} octets)"
 
 
+_CheckedQuestion = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]
+# Questions asked as strings, parsed: dns.name.from_text is the dearest step of sending a
+# query. Keyed by the exact str and the type and class as given (exact types only, so
+# that 1.0 or True never stand for 1); emptied when full, like _TEMPLATES.
+_QUESTIONS: dict[tuple[str, object, object], _CheckedQuestion] = {}
+_MAX_QUESTIONS = 4096
+_CACHEABLE = frozenset({str, int, dns.rdatatype.RdataType, dns.rdataclass.RdataClass})
+
+
 def check_question(
     qname: dns.name.Name | str,
     rdtype: dns.rdatatype.RdataType | str | int,
     rdclass: dns.rdataclass.RdataClass | str | int,
-) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
+) -> _CheckedQuestion:
     """Parse a question's name, type and class; raise ``ValueError`` for bad ones
     (unknown mnemonics, names too long, meta-types other than ANY)."""
+    if type(qname) is str and type(rdtype) in _CACHEABLE and type(rdclass) in _CACHEABLE:
+        key = (qname, rdtype, rdclass)
+        checked = _QUESTIONS.get(key)
+        if checked is None:
+            checked = _check_question(qname, rdtype, rdclass)
+            if len(_QUESTIONS) >= _MAX_QUESTIONS:
+                _QUESTIONS.clear()
+            _QUESTIONS[key] = checked
+        return checked
+    return _check_question(qname, rdtype, rdclass)
+
+
+def _check_question(
+    qname: dns.name.Name | str,
+    rdtype: dns.rdatatype.RdataType | str | int,
+    rdclass: dns.rdataclass.RdataClass | str | int,
+) -> _CheckedQuestion:
     try:
         if isinstance(qname, str):
             qname = dns.name.from_text(qname)
@@ -240,6 +266,8 @@ _MX = int(dns.rdatatype.MX)
 _TXT = int(dns.rdatatype.TXT)
 # RDATA that is exactly one (compressible) domain name (RFC 1035 section 3.3).
 _NAME_RDATA = frozenset(int(t) for t in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR))
+_SRV = int(dns.rdatatype.SRV)
+_DNAME = int(dns.rdatatype.DNAME)
 _IN = int(dns.rdataclass.IN)
 _QUERY = dns.opcode.QUERY
 # dnspython's limit on compression pointers followed for one name.
@@ -388,7 +416,14 @@ def _name_labels(wire: bytes, pos: int) -> tuple[bytes, ...]:
     return tuple(labels)
 
 
-def _skim(wire: bytes, pos: int, strict: bool) -> tuple[int, bytes | None] | None:
+# One record as _skim files it: (section, owner offset, type, class, TTL, RDATA start,
+# RDATA end); sections are numbered 1 (answer) and 2 (authority).
+_Record = tuple[int, int, int, int, int, int, int]
+
+
+def _skim(
+    wire: bytes, pos: int, strict: bool, records: list[_Record] | None = None
+) -> tuple[int, bytes | None] | None:
     """Walk the answer, authority and additional RRs from ``pos`` to the end of ``wire``.
 
     Returns (the OPT RR's TTL field or -1, the edns-tcp-keepalive option's data or None)
@@ -396,10 +431,11 @@ def _skim(wire: bytes, pos: int, strict: bool) -> tuple[int, bytes | None] | Non
     within the message, no trailing octets, at most one OPT, in the additional section,
     owned by the root (RFC 6891 section 6.1.1). Returns None when not sure. With
     ``strict``, also None unless each RDATA is of a type whose dnspython parser this
-    mirrors exactly (class IN A, AAAA, CNAME, NS, PTR, MX, SOA, TXT; an OPT with only
-    keepalive and padding options), so that ``dns.message.from_wire`` is certain to
-    accept the message too. Anything else (TSIG, SIG(0), DNSSEC records...) is left to
-    dnspython."""
+    mirrors exactly (class IN A, AAAA, CNAME, DNAME, NS, PTR, MX, SRV, SOA, TXT; an OPT
+    with only keepalive and padding options), so that ``dns.message.from_wire`` is
+    certain to accept the message too. Anything else (TSIG, SIG(0), DNSSEC records...)
+    is left to dnspython. With ``records``, each answer and authority RR is appended to
+    it as a :data:`_Record` (the lean reader in ``_answer.py`` decodes from these)."""
     end = len(wire)
     if end < DNS_HEADER_SIZE:
         return None
@@ -418,6 +454,8 @@ def _skim(wire: bytes, pos: int, strict: bool) -> tuple[int, bytes | None] | Non
             rdend = pos + rdlength
             if rdend > end:
                 return None
+            if records is not None and section < 3:
+                records.append((section, owner, rdtype, rdclass, ttl, pos, rdend))
             if rdtype == _OPT:
                 # dnspython: BadEDNS unless the first OPT, in additional, owned by root.
                 if section != 3 or opt_ttl >= 0 or wire[owner] != 0:
@@ -461,6 +499,14 @@ def _rdata_ok(wire: bytes, pos: int, end: int, rdtype: int, rdclass: int, good: 
         return _skip_name(wire, pos, end, good) == end
     if rdtype == _MX:
         return end - pos > 2 and _skip_name(wire, pos + 2, end, good) == end
+    if rdtype == _SRV:  # priority, weight, port, then the target (RFC 2782)
+        return end - pos > 6 and _skip_name(wire, pos + 6, end, good) == end
+    if rdtype == _DNAME:  # one name, never compressed (RFC 6672 section 2.5; dnspython)
+        if _skip_name(wire, pos, end, good) != end:
+            return False
+        while 0 < wire[pos] < 64:
+            pos += 1 + wire[pos]
+        return wire[pos] == 0
     if rdtype == _SOA:  # MNAME, RNAME, then five 32-bit fields
         rname = _skip_name(wire, pos, end, good)
         if rname < 0:

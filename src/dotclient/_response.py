@@ -1,9 +1,9 @@
-"""The result of a query: the dnspython message plus what the connection told us."""
+"""The result of a query: the answer users read, the dnspython message, and what the
+connection told us."""
 
 from __future__ import annotations
 
-from typing import Any
-
+import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
@@ -11,6 +11,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from ._answer import MAX_CNAME_CHAIN, WireAnswer, read_wire
 from ._exceptions import ProtocolError, RcodeError
 from ._protocol import wire_summary
 from ._server import Server
@@ -18,29 +19,32 @@ from ._tls import TLSInfo
 
 __all__ = ["Response"]
 
-# A CNAME chain longer than this is treated as a loop (BIND and Unbound use 8-16).
-_MAX_CNAME_CHAIN = 16
-_Question = tuple[dns.name.Name, dns.rdatatype.RdataType]
-_UNKNOWN: Any = object()
-
 
 class Response:
     """A DNS response received over TLS.
 
     ``message`` is the full :class:`dns.message.Message`. Built from the received bytes
-    (as the clients do), the message is parsed only when first needed: :attr:`rcode`,
-    :attr:`question`, :meth:`raise_for_rcode` and ``repr()`` read the bytes, while
-    :attr:`message`, :attr:`answer`, :attr:`rrset` and :meth:`addresses` parse. A
-    non-NOERROR RCODE is not an exception: check :attr:`rcode` or call
-    :meth:`raise_for_rcode`. Responses are immutable.
+    (as the clients do), a response decodes what users read from the bytes themselves:
+    :attr:`rcode`, :attr:`flags`, :attr:`question`, :attr:`answer`, :attr:`rrset`,
+    :meth:`addresses` and :attr:`ttl` give exactly what they would give from
+    ``message``, without building it, for answers made of the common record types (A,
+    AAAA, CNAME, DNAME, NS, PTR, MX, SRV, SOA, TXT). For any other message (DNSSEC
+    records, more than one question, malformed bytes...) they read :attr:`message`,
+    which is parsed on first use and then kept. A non-NOERROR RCODE is not an exception:
+    check :attr:`rcode` or call :meth:`raise_for_rcode`. Responses are immutable.
+
+    :attr:`rcode` and :attr:`question` (and so ``repr()`` and :meth:`raise_for_rcode`)
+    never parse a structurally sound message, whatever its record types.
     """
 
-    __slots__ = ("_elapsed", "_message", "_question", "_rcode", "_server", "_tls", "_wire")
+    __slots__ = ("_answer", "_elapsed", "_lean", "_message", "_rcode", "_server", "_tls", "_wire")
+
+    _answer: list[dns.rrset.RRset] | None
 
     _elapsed: float
+    _lean: bool
+    _rcode: dns.rcode.Rcode | None
     _message: dns.message.Message | None
-    _question: _Question | None
-    _rcode: dns.rcode.Rcode
     _server: Server
     _tls: TLSInfo
     _wire: bytes | None
@@ -52,14 +56,16 @@ class Response:
         if isinstance(message, dns.message.Message):
             init(self, "_message", message)
             init(self, "_wire", None)
+            init(self, "_lean", False)
         else:
             init(self, "_message", None)
             init(self, "_wire", bytes(message))
+            init(self, "_lean", True)
+        init(self, "_answer", None)
+        init(self, "_rcode", None)
         init(self, "_server", server)
         init(self, "_elapsed", elapsed)
         init(self, "_tls", tls)
-        init(self, "_rcode", _UNKNOWN)
-        init(self, "_question", _UNKNOWN)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Response is immutable; cannot set {name!r}")
@@ -88,6 +94,24 @@ class Response:
                 ) from exc
             object.__setattr__(self, "_message", message)
         return message
+
+    def _view(self) -> WireAnswer | None:
+        """The lean view of the bytes, or None where only the message can answer.
+
+        Not kept: decoding again is a walk of a few hundred octets, while keeping the
+        view would cost about a kilobyte per response held (10,000 in a batch)."""
+        if not self._lean:
+            return None
+        assert self._wire is not None
+        lean = read_wire(self._wire)
+        if lean is None:
+            object.__setattr__(self, "_lean", False)  # do not walk again
+        return lean
+
+    def _summary(self) -> tuple[int, tuple[dns.name.Name, dns.rdatatype.RdataType] | None] | None:
+        # Where the lean view declines (DNSSEC records, say), the RCODE and question can
+        # still be read from a structurally sound message without parsing its records.
+        return None if self._wire is None else wire_summary(self._wire)
 
     @property
     def wire(self) -> bytes:
@@ -119,17 +143,6 @@ class Response:
         """What the TLS handshake negotiated and whether the server was authenticated."""
         return self._tls
 
-    def _summarize(self) -> None:
-        # Only for a Response built from bytes; a message is asked each time.
-        assert self._wire is not None
-        summary = wire_summary(self._wire)
-        if summary is None:  # not certain from the bytes alone: parse
-            message = self.message
-            q = message.question[0] if message.question else None
-            summary = (message.rcode(), (q.name, q.rdtype) if q is not None else None)
-        object.__setattr__(self, "_rcode", dns.rcode.Rcode.make(summary[0]))
-        object.__setattr__(self, "_question", summary[1])
-
     @property
     def rcode(self) -> dns.rcode.Rcode:
         """The response code, e.g. ``Rcode.NOERROR`` or ``Rcode.NXDOMAIN`` (with the
@@ -137,40 +150,64 @@ class Response:
         if self._wire is None:
             assert self._message is not None
             return self._message.rcode()
-        if self._rcode is _UNKNOWN:
-            self._summarize()
-        return self._rcode
+        rcode = self._rcode
+        if rcode is None:  # read from the bytes once: callers often ask before reading
+            lean = self._view()
+            if lean is not None:
+                rcode = lean.rcode
+            else:
+                summary = self._summary()
+                rcode = dns.rcode.Rcode.make(summary[0]) if summary else self.message.rcode()
+            object.__setattr__(self, "_rcode", rcode)
+        return rcode
+
+    @property
+    def flags(self) -> dns.flags.Flag:
+        """The header flags, e.g. ``Flag.QR | Flag.RD | Flag.RA`` (``message.flags``)."""
+        lean = self._view()
+        return dns.flags.Flag(self.message.flags) if lean is None else lean.flags
 
     @property
     def answer(self) -> list[dns.rrset.RRset]:
-        """The answer section (all RRsets, CNAMEs included)."""
-        return self.message.answer
+        """The answer section (all RRsets, CNAMEs included), as ``message.answer``."""
+        if self._message is not None:
+            return self._message.answer
+        if self._answer is None:  # the same list each time, as message.answer is
+            lean = self._view()
+            if lean is None:
+                return self.message.answer
+            object.__setattr__(self, "_answer", lean.answer)
+        assert self._answer is not None
+        return self._answer
 
     @property
     def question(self) -> tuple[dns.name.Name, dns.rdatatype.RdataType] | None:
         """The (name, type) asked, or None for a question-less error response."""
-        if self._wire is None:
-            assert self._message is not None
-            if not self._message.question:
-                return None
-            q = self._message.question[0]
-            return q.name, q.rdtype
-        if self._question is _UNKNOWN:
-            self._summarize()
-        return self._question
-
-    @property
-    def rrset(self) -> dns.rrset.RRset | None:
-        """The answer RRset for the question, following CNAMEs; None if there is none."""
+        lean = self._view()
+        if lean is not None:
+            return lean.question
+        summary = self._summary()
+        if summary is not None:
+            return summary[1]
         message = self.message
         if not message.question:
             return None
         q = message.question[0]
+        return q.name, q.rdtype
+
+    def _chain(self) -> tuple[dns.rrset.RRset | None, int | None]:
+        """From the message: the RRset answering the question, CNAMEs followed, and
+        the smallest TTL of the CNAME RRsets followed (None if none)."""
+        message = self.message
+        if not message.question:
+            return None, None
+        q = message.question[0]
         name = q.name
-        for _ in range(_MAX_CNAME_CHAIN):
+        ttl: int | None = None
+        for _ in range(MAX_CNAME_CHAIN):
             for rrset in message.answer:
                 if rrset.name == name and rrset.rdclass == q.rdclass and rrset.rdtype == q.rdtype:
-                    return rrset
+                    return rrset, ttl
             cname = next(
                 (
                     rrset
@@ -182,17 +219,64 @@ class Response:
                 None,
             )
             if cname is None:
-                return None
+                break
+            ttl = cname.ttl if ttl is None else min(ttl, cname.ttl)
             name = cname[0].target
-        return None
+        return None, ttl
+
+    @property
+    def rrset(self) -> dns.rrset.RRset | None:
+        """The answer RRset for the question, following CNAMEs (up to 16); None if
+        there is none."""
+        lean = self._view()
+        return self._chain()[0] if lean is None else lean.rrset
 
     def addresses(self) -> list[str]:
         """The A and AAAA addresses answering the question, as strings, in answer order
         (CNAMEs followed). Empty when the question was for another type."""
-        rrset = self.rrset
+        lean = self._view()
+        if lean is not None:
+            return lean.addresses()
+        rrset = self._chain()[0]
         if rrset is None or rrset.rdtype not in (dns.rdatatype.A, dns.rdatatype.AAAA):
             return []
         return [rdata.address for rdata in rrset]
+
+    @property
+    def ttl(self) -> int | None:
+        """How many seconds this answer may be cached, or None if it says nothing.
+
+        For an answer (NOERROR with an RRset answering the question): the smallest TTL
+        of that RRset and the CNAMEs followed to reach it. For a negative answer
+        (NXDOMAIN, or NOERROR with no such RRset: NODATA): the negative-caching TTL of
+        RFC 2308 section 5, the smaller of the authority section's SOA TTL and its
+        MINIMUM field (and of the CNAMEs followed). None for other RCODEs, a response
+        without a question, and a negative answer without an SOA (RFC 2308 section 5:
+        such answers are not cached), such as a referral."""
+        lean = self._view()
+        if lean is not None:
+            return lean.ttl
+        rcode = self.rcode
+        message = self.message
+        if not message.question or rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return None
+        rrset, ttl = self._chain()
+        if rrset is not None and rcode == dns.rcode.NOERROR:
+            low = rrset.ttl
+        else:
+            rdclass = message.question[0].rdclass
+            soa = next(
+                (
+                    r
+                    for r in message.authority
+                    if r.rdtype == dns.rdatatype.SOA and r.rdclass == rdclass
+                ),
+                None,
+            )
+            if soa is None:
+                return None
+            low = min(soa.ttl, soa[0].minimum)
+        return low if ttl is None else min(ttl, low)
 
     @property
     def authenticated(self) -> bool:

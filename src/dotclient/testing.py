@@ -64,6 +64,7 @@ __all__ = [
     "TestCA",
     "UnboundNotFound",
     "UnboundServer",
+    "build_nodelay_preload",
     "self_signed_cert",
 ]
 
@@ -421,6 +422,32 @@ def _find_binary(
     )
 
 
+def build_nodelay_preload(directory: str | os.PathLike[str]) -> str:
+    """Compile the TCP_NODELAY shim (``_nodelay.c``, next to this module) into
+    *directory*; return the path of the shared object, for ``LD_PRELOAD``.
+
+    Every connection a process accepts with the shim preloaded has ``TCP_NODELAY`` set,
+    which unbound 1.17 offers no option for on DoT. Raises :class:`ServerNotFound`
+    when there is no C compiler (``$CC``, ``cc`` or ``gcc``) or it fails."""
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_nodelay.c")
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise ServerNotFound("no C compiler (cc, gcc or $CC) to build the TCP_NODELAY shim")
+    target = os.path.join(os.fspath(directory), "libdotclient_nodelay.so")
+    try:
+        done = subprocess.run(
+            [compiler, "-shared", "-fPIC", "-O2", "-o", target, source, "-ldl"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError as exc:
+        raise ServerNotFound(f"building the TCP_NODELAY shim failed: {exc}") from exc
+    if done.returncode:
+        raise ServerNotFound(f"building the TCP_NODELAY shim failed:\n{done.stderr}")
+    return target
+
+
 def _pick_port(host: str, exclude: frozenset[int] = frozenset()) -> int:
     """Return a port that is currently free on *host* for both TCP and UDP."""
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
@@ -695,6 +722,10 @@ class _ServerProcess:
     def _command(self, conf: str) -> list[str]:
         raise NotImplementedError
 
+    def _environment(self, tmpdir: str) -> dict[str, str] | None:
+        """The server's environment (None: this process's)."""
+        return None
+
     def _before_start(self) -> None:
         """Called by start() before the process starts (e.g. to start a backend)."""
 
@@ -742,6 +773,7 @@ class _ServerProcess:
                 f.write(self.zone)
             with open(conf, "w", encoding="utf-8") as f:
                 f.write(self._config(tmpdir))
+            env = self._environment(tmpdir)
             stderr = open(os.path.join(tmpdir, "stderr.txt"), "wb")
             proc = subprocess.Popen(
                 self._command(conf),
@@ -749,6 +781,7 @@ class _ServerProcess:
                 stdout=stderr,
                 stderr=subprocess.STDOUT,
                 cwd=tmpdir,
+                env=env,
             )
         except BaseException:
             if stderr is not None:
@@ -841,6 +874,9 @@ class UnboundServer(_ServerProcess):
     so the first response on each new TLS 1.3 connection waits for the
     client's delayed ACK (about 40 ms on Linux). dotclient avoids the wait with
     ``TCP_QUICKACK``; other clients (dnspython, openssl s_client) pay it.
+    ``nodelay=True`` runs unbound with :func:`build_nodelay_preload`'s shim, so
+    that it sets ``TCP_NODELAY`` on every connection (needs a C compiler;
+    :class:`ServerNotFound` at start without one); benchmarks use it.
 
     Raises:
         UnboundNotFound: (from the constructor) the unbound binary is missing.
@@ -865,8 +901,10 @@ class UnboundServer(_ServerProcess):
         extra_config: str = "",
         unbound: str | None = None,
         startup_timeout: float = 10.0,
+        nodelay: bool = False,
     ) -> None:
         ipaddress.ip_address(host)  # ValueError before looking for the binary
+        self.nodelay = nodelay
         super().__init__(
             cert,
             host=host,
@@ -886,6 +924,13 @@ class UnboundServer(_ServerProcess):
 
     def _command(self, conf: str) -> list[str]:
         return [self.binary, "-d", "-c", conf]
+
+    def _environment(self, tmpdir: str) -> dict[str, str] | None:
+        if not self.nodelay:
+            return None
+        shim = build_nodelay_preload(tmpdir)
+        preload = " ".join(p for p in (shim, os.environ.get("LD_PRELOAD", "")) if p)
+        return {**os.environ, "LD_PRELOAD": preload}
 
     def _config(self, tmpdir: str) -> str:
         v6 = self._ip.version == 6

@@ -170,10 +170,12 @@ class AsyncStream:
         and never see the rest of a record holding several.
         """
         protocol = self._protocol
-        with map_io_errors("send", self._server):
-            if protocol.error is not None:
-                raise protocol.error
-            if self._transport.is_closing():
+        if protocol.error is not None or self._transport.is_closing():
+            # Entered only on failure: a generator context manager per query cost ~8%
+            # of the client's CPU at 100 in flight (issue 13's profile).
+            with map_io_errors("send", self._server):
+                if protocol.error is not None:
+                    raise protocol.error
                 raise ConnectionResetError("the connection is closed")
         self._pending.append(data)
         if len(self._pending) == 1:
