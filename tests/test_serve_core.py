@@ -396,3 +396,29 @@ def test_header_reply_keeps_only_id_opcode_and_rd() -> None:
     assert isinstance(out, bytes)
     qid, flags = struct.unpack_from("!HH", out)
     assert qid == 7 and flags == 0x8000 | 0x0100 | dns.rcode.FORMERR
+
+
+def test_config_file_carries_the_connection_options(tmp_path: Path) -> None:
+    """The config file takes the connection flags serve shares with query, probe and
+    bulk (issue 17): --bootstrap, --proxy, --client-cert, --client-key, --source."""
+    import argparse
+
+    from dotclient._cli.common import client_options
+    from dotclient._cli.serve import _merge, add_arguments
+
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        'server = "127.0.0.1:8853#dot.test"\nbootstrap = ["127.0.0.1:8853#dot.test"]\n'
+        'proxy = "socks5h://127.0.0.1:1080"\nsource = "127.0.0.2"\n'
+        'client_cert = "client.pem"\nclient_key = "client.key"\n'
+    )
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    options = client_options(_merge(parser.parse_args(["--config", str(config)])))
+    assert options["bootstrap"] == ["127.0.0.1:8853#dot.test"]
+    assert options["proxy"] == "socks5h://127.0.0.1:1080"
+    assert options["source_address"] == "127.0.0.2"
+    assert (options["client_cert"], options["client_key"]) == ("client.pem", "client.key")
+    # The command line wins over the file.
+    args = parser.parse_args(["--config", str(config), "--source", "127.0.0.3:5353"])
+    assert client_options(_merge(args))["source_address"] == ("127.0.0.3", 5353)
