@@ -571,12 +571,13 @@ class ServerPool:
                     self._slot_waiters.append(waiter)
                     failures = self._connect_failures
             if waiter is not None:
-                if not waiter.wait(remaining(deadline, server, "a free connection")):
-                    with self._mutex:
-                        try:
-                            self._slot_waiters.remove(waiter)
-                        except ValueError:  # woken just as it timed out: pass it on
-                            self._wake_slot()
+                try:
+                    woken = waiter.wait(remaining(deadline, server, "a free connection"))
+                except BaseException:  # cancelled, interrupted, or no time left
+                    self._drop_waiter(waiter)
+                    raise
+                if not woken:
+                    self._drop_waiter(waiter)
                     raise Timeout(
                         f"timed out waiting for a free connection to {server}", server=server
                     )
@@ -672,6 +673,16 @@ class ServerPool:
     def _wake_slot(self) -> None:
         if self._slot_waiters:
             self._slot_waiters.popleft().set()
+
+    def _drop_waiter(self, waiter: backend.Event) -> None:
+        """A caller stops waiting for room (timeout, cancellation): take its wake-up
+        call out of the queue, or pass it on if it came already, so that no room is
+        ever handed to a caller that left while live ones wait."""
+        with self._mutex:
+            try:
+                self._slot_waiters.remove(waiter)
+            except ValueError:  # woken just as it left
+                self._wake_slot()
 
     def _retire(self, connection: Connection) -> None:
         """Send no more queries on ``connection``; it closes when its last one ends."""
