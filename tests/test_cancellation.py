@@ -1,7 +1,7 @@
 """Callers that leave early: cancelled tasks, ``wait_for``, and signal handlers that
 raise in a blocking call. Whoever leaves, the callers still waiting are served.
 
-A :class:`Gate` server holds the answers to names starting with ``held`` until the
+A :class:`~gate.Gate` server holds the answers to names starting with ``held`` until the
 test opens it, so which query waits where is set by events, never by timing.
 """
 
@@ -19,36 +19,10 @@ import pytest
 import dotclient
 from dotclient.testing import IssuedCert
 
-from fakeserver import FakeConnection, FakeServer, answer
+from fakeserver import FakeServer
+from gate import Gate, queued, wait_until
 
 ADDRESS = ["192.0.2.53"]
-
-
-class Gate:
-    """A handler answering at once, except names starting with ``held``: those wait
-    until :attr:`opened` is set."""
-
-    def __init__(self) -> None:
-        self.opened = threading.Event()
-
-    def __call__(self, conn: FakeConnection) -> None:
-        while (query := conn.read_query()) is not None:
-            if str(query.question[0].name).startswith("held"):
-                self.opened.wait(20)
-            conn.send_message(answer(query))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
-    """Poll ``condition`` until it holds (the verdict never rests on how long)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.001)
-
-
-def queued(client: Any) -> int:
-    """Callers waiting for room on the client's (only) server."""
-    return len(client._pools[0]._slot_waiters)
 
 
 async def _until(condition: Callable[[], bool]) -> None:

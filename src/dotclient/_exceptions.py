@@ -4,7 +4,8 @@ Everything that goes wrong while talking to a server is a :class:`DoTError`::
 
     DoTError
     ├── ConnectError             the TCP connection could not be made or was lost
-    │   └── ConnectionLost       the server closed or reset it before answering
+    │   └── ConnectionLost       the server closed or reset it (or TLS failed on it)
+    │                            before answering
     ├── TLSError                 the TLS handshake failed, or the server offered TLS < 1.2
     │   └── AuthenticationError  certificate chain, name or SPKI pin did not check out
     ├── Timeout                  the query's time ran out (also a built-in TimeoutError)
@@ -182,6 +183,12 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
         ) from exc
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
+        if phase in ("send", "receive"):
+            # After the handshake, a TLS error (an alert, a bad record) ends the
+            # connection like a reset: the queries on it may go out again elsewhere.
+            raise ConnectionLost(
+                f"connection lost {_DOING[phase]} {server}: TLS error {reason}", server=server
+            ) from exc
         hint = _TLS_HINTS.get(reason)
         detail = f"{reason} ({hint})" if hint else reason
         raise TLSError(f"TLS failed with {server}: {detail}", server=server) from exc

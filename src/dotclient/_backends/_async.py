@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from .._exceptions import Timeout, map_io_errors
 from .._server import Server
@@ -21,6 +21,7 @@ from . import quickack
 __all__ = [
     "AsyncLock",
     "AsyncStream",
+    "Background",
     "Event",
     "Mutex",
     "call_later",
@@ -28,6 +29,8 @@ __all__ = [
     "run_workers",
     "sleep",
 ]
+
+T = TypeVar("T")
 
 # Python 3.11's TLS transport encrypts each item of writelines() as its own record and
 # sends them in one system call; 3.10's joins the items into one record first.
@@ -340,6 +343,45 @@ class Event:
             return await _wait(self._future, timeout)
         finally:
             self._future = None
+
+
+class Background(Generic[T]):
+    """Work started by one caller for several (a connect the pool's other callers wait
+    on): it runs in a task of its own, so cancelling the caller that started it does
+    not cancel it for the others."""
+
+    __slots__ = ("_orphaned", "_task")
+
+    def __init__(self, work: Coroutine[Any, Any, T]) -> None:
+        self._task = asyncio.ensure_future(work)
+        self._orphaned = False
+
+    async def result(self, keep: Callable[[], bool], orphan: Callable[[T], None]) -> T:
+        """The work's result. If the caller is cancelled meanwhile, the work runs on
+        when ``keep()`` says others wait for it, and its result goes to ``orphan``
+        (a failure is dropped: the work cleans up after itself); else it is
+        cancelled too."""
+        task = self._task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._orphaned = True
+            if not task.done() and not keep():
+                task.cancel()
+            task.add_done_callback(lambda done: _adopt(done, orphan))
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the work if its caller left and it still runs, and wait for it."""
+        task = self._task
+        if self._orphaned and not task.done():
+            task.cancel()
+            await asyncio.wait([task])
+
+
+def _adopt(task: asyncio.Task[T], orphan: Callable[[T], None]) -> None:
+    if not task.cancelled() and task.exception() is None:  # retrieves a failure
+        orphan(task.result())
 
 
 class TimerHandle:

@@ -10,13 +10,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .._exceptions import ConnectError, ConnectionLost, Timeout, map_io_errors
 from .._server import Server
 from . import quickack
 
 __all__ = [
+    "Background",
     "Event",
     "Lock",
     "Mutex",
@@ -28,6 +29,7 @@ __all__ = [
 ]
 
 _AddrInfo = tuple[int, tuple[Any, ...]]
+T = TypeVar("T")
 
 
 class SyncStream:
@@ -317,6 +319,23 @@ class Event:
             return False
         self._lock.release()
         return True
+
+
+class Background(Generic[T]):
+    """The blocking twin of the asyncio backend's: a thread cannot be cancelled, so
+    the work has run (in the caller's thread) by the time this is made."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def result(self, keep: Callable[[], bool], orphan: Callable[[T], None]) -> T:
+        """The work's result."""
+        return self._value
+
+    def close(self) -> None:
+        """Nothing to stop."""
 
 
 class TimerHandle:

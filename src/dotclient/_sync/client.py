@@ -438,6 +438,7 @@ class ServerPool:
         self.closed = False
         # Connections whose close was started and not waited for.
         self._closing: set[Connection] = set()
+        self._connect_job: backend.Background[Connection] | None = None
 
     @property
     def open_connections(self) -> int:
@@ -480,12 +481,12 @@ class ServerPool:
                 # flight (10,000 in flight must stay under 50 MB).
                 qid = connection.send(request, limit)
                 answer = connection.wait(qid, limit, self.pipelining is None)
-            except _Stalled:
+            except _Stalled as exc:
                 self._retire(connection)
                 self._stalled(connection)
                 stalls += 1
-                if stalls > _MAX_SENDS:
-                    raise
+                if self.closed or stalls > _MAX_SENDS:
+                    raise self._lost(exc) from exc
                 # Not counted as a send: after two stalls the client stops pipelining
                 # to this server, and then no query can stall behind another.
                 sends -= 1
@@ -514,7 +515,9 @@ class ServerPool:
                     if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
-                    raise
+                    if not self.closed and not isinstance(exc, _NotSent):
+                        raise
+                    raise self._lost(exc) from exc
                 # The server closed the connection (idle timeout, restart, a limit on
                 # queries per connection): that says nothing about this query, so it
                 # goes out again on a new connection, within its own deadline.
@@ -537,6 +540,12 @@ class ServerPool:
             finally:
                 self._release(connection)
             return answer, connection.tls
+
+    def _lost(self, exc: ConnectionLost) -> ConnectionLost:
+        """What a query lost with its connection raises instead of ``exc``, one of the
+        private ``_Stalled`` or ``_NotSent``, or any when the client was closed."""
+        reason = "the client was closed" if self.closed else str(exc)
+        return ConnectionLost(reason, server=self.server)
 
     def _count_resend(self) -> None:
         with self._mutex:
@@ -589,40 +598,50 @@ class ServerPool:
                 continue
             began = time.monotonic()
             connect_by = deadline if share is None else min(deadline, began + share)
-            try:
-                connection = Connection.connect(
-                    self._config, self._policy, connect_by, self._mutex, self._session
-                )
-            except BaseException as exc:
-                with self._mutex:
-                    self._connecting = False
-                    if isinstance(exc, DoTError):
-                        self._connect_failures += 1
-                        self._connect_error = exc
-                        while self._slot_waiters:
-                            self._wake_slot()
-                    else:
-                        self._wake_slot()
-                raise
+            # In a job of its own: if this caller is cancelled, the connect goes on for
+            # the callers waiting on it (and the room it took for this one is freed).
+            self._connect_job = job = backend.Background(self._open(connect_by))
+            connection = job.result(lambda: bool(self._slot_waiters), self._release)
+            return connection, began
+
+    def _open(self, connect_by: float) -> Connection:
+        """Connect for the pool (``_connecting`` is set), and take room for one query
+        on the new connection."""
+        server = self.server
+        try:
+            connection = Connection.connect(
+                self._config, self._policy, connect_by, self._mutex, self._session
+            )
+        except BaseException as exc:
             with self._mutex:
                 self._connecting = False
-                self.opened += 1
-                self._stats.connections_opened += 1
-                if connection.tls.resumed:
-                    self._stats.sessions_resumed += 1
-                if self.closed:
-                    closed = True
-                else:
-                    closed = False
-                    self._pool.append(connection)
-                    self._assign(connection)
-                    # The new connection has room for more than this query.
-                    for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                if isinstance(exc, DoTError):
+                    self._connect_failures += 1
+                    self._connect_error = exc
+                    while self._slot_waiters:
                         self._wake_slot()
-            if closed:
-                connection.close()
-                raise ConnectionLost("the client was closed", server=server)
-            return connection, began
+                else:
+                    self._wake_slot()
+            raise
+        with self._mutex:
+            self._connecting = False
+            self.opened += 1
+            self._stats.connections_opened += 1
+            if connection.tls.resumed:
+                self._stats.sessions_resumed += 1
+            if self.closed:
+                closed = True
+            else:
+                closed = False
+                self._pool.append(connection)
+                self._assign(connection)
+                # The new connection has room for more than this query.
+                for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                    self._wake_slot()
+        if closed:
+            connection.close()
+            raise ConnectionLost("the client was closed", server=server)
+        return connection
 
     def _assign(self, connection: Connection) -> None:
         """Count one more query on ``connection`` (under the mutex)."""
@@ -801,6 +820,8 @@ class ServerPool:
 
     def close(self) -> None:
         """Close the connections, and wait for those whose close was under way."""
+        if self._connect_job is not None:  # a connect whose caller left
+            self._connect_job.close()
         self.close_connections()
         with self._mutex:
             closing, self._closing = self._closing, set()
