@@ -4,8 +4,7 @@ Everything that goes wrong while talking to a server is a :class:`DoTError`::
 
     DoTError
     ├── ConnectError             the TCP connection could not be made or was lost
-    │   └── ConnectionLost       the server closed or reset it (or TLS failed on it)
-    │                            before answering
+    │   └── ConnectionLost       the server closed or reset it before answering
     ├── TLSError                 the TLS handshake failed, or the server offered TLS < 1.2
     │   └── AuthenticationError  certificate chain, name or SPKI pin did not check out
     ├── Timeout                  the query's time ran out (also a built-in TimeoutError)
@@ -63,7 +62,8 @@ class ConnectError(DoTError):
 
 
 class ConnectionLost(ConnectError):
-    """The server closed or reset the connection before the answer arrived."""
+    """The server closed or reset the connection before the answer arrived (a TLS
+    error after the handshake, such as an alert or a bad record, counts as one)."""
 
 
 class TLSError(DoTError):

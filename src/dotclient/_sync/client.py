@@ -257,17 +257,24 @@ class Connection:
         self._sent_at.pop(qid, None)
         self._behind.discard(qid)
         self.protocol.abandon(qid)
+        self._trim_order()
         if not self._reading:
             for event in self._waiters.values():
                 event.set()
                 break
 
+    def _trim_order(self) -> None:
+        """Drop the answered or given-up queries at the head of ``_order``, so that it
+        holds no more than the span of the oldest unanswered query."""
+        order, sent_at = self._order, self._sent_at
+        while order and order[0] not in sent_at:
+            order.popleft()
+
     def _stall_deadline(self) -> float | None:
         """When silence means the server dropped the queries pipelined behind an
         answered one: only once some answer has come after they were sent."""
+        self._trim_order()
         order, sent_at = self._order, self._sent_at
-        while order and order[0] not in sent_at:  # answered or given up: drop lazily
-            order.popleft()
         if not order or self.last_answer <= sent_at[order[0]]:
             return None
         return self.last_data + _STALL
