@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 from typing import Any
 
+import dns.message
+import dns.rrset
 import pytest
 
 import dotclient
@@ -194,3 +197,60 @@ def test_closing_while_an_abandoned_connect_runs_leaves_nothing(
             asyncio.run(main(server), debug=True)
         finally:
             server.go.set()
+
+
+def test_a_write_cut_inside_a_tls_record_retires_the_connection(
+    server_cert: IssuedCert, ca_file: str
+) -> None:
+    stop = threading.Event()
+
+    def handler(conn: FakeConnection) -> None:
+        if conn.server.connections > 1:
+            echo_handler(conn)
+            return
+        conn.read_query()  # then reads nothing more, but keeps talking: stray answers
+        stray = dns.message.make_response(dns.message.make_query("stray.test", "A"))
+        while not stop.wait(0.01):
+            conn.send_message(stray)
+
+    big = dns.message.make_query("big.test", "TXT")
+    big.additional.append(
+        dns.rrset.from_text(
+            "big.test.", 0, "IN", "TXT", *(f"{i:03}" + "x" * 240 for i in range(240))
+        )
+    )
+    server = FakeServer(server_cert, handler)
+    # A small receive window, so the client's writes stall after a few big queries.
+    server._listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    with server:
+        try:
+            with dotclient.Client(server.spec, ca_file=ca_file, timeout=3) as client:
+                waiting = threading.Thread(target=lambda: _quietly(client, "held.test", 5))
+                waiting.start()
+                wait_until(lambda: client.stats.in_flight == 1)
+                threads = [
+                    threading.Thread(target=lambda: _quietly(client, big, 2)) for _ in range(99)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                resent = client.stats.resent
+                assert client.resolve("after.test").addresses() == ADDRESS
+                # Before the fix the torn connection stayed in the pool: this query was
+                # written there first, and failed (TLSError BAD_LENGTH, now a lost
+                # connection that costs a resend).
+                assert client.stats.resent == resent
+                waiting.join()
+        finally:
+            stop.set()
+
+
+def _quietly(client: dotclient.Client, request: Any, timeout: float) -> None:
+    try:
+        if isinstance(request, str):
+            client.resolve(request, timeout=timeout)
+        else:
+            client.query(request, timeout=timeout)
+    except dotclient.DoTError:
+        pass

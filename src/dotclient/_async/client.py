@@ -147,6 +147,8 @@ class AsyncConnection:
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
         self.closed = False
+        #: A write ended unfinished (timeout, interruption): it takes no new queries.
+        self.torn = False
         #: Answers that came for queries sent while another was unanswered.
         self.pipelined_answers = 0
         self.session_saved = False
@@ -209,14 +211,14 @@ class AsyncConnection:
     @property
     def usable(self) -> bool:
         """Open and not retired: it may take new queries."""
-        return not (self.retired or self.closed or self.protocol.closed)
+        return not (self.retired or self.closed or self.torn or self.protocol.closed)
 
     async def send(self, request: Request, deadline: float) -> int:
         """Register ``request`` under a fresh ID and write it; return the ID, for
         :meth:`wait`. Raises :class:`_NotSent` if the connection was gone first."""
         protocol = self.protocol
         with self._mutex:
-            if self._broken is not None or protocol.closed:
+            if self._broken is not None or protocol.closed or self.torn:
                 raise _NotSent(f"the connection to {self.server} had closed")
             if isinstance(request, dns.message.Message):
                 qid, data = protocol.send_query(request)
@@ -232,7 +234,13 @@ class AsyncConnection:
             if not await self._write_lock.acquire(remaining(deadline, self.server)):
                 raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
             try:
-                await self.stream.write(data, remaining(deadline, self.server))
+                left = remaining(deadline, self.server)
+                try:
+                    await self.stream.write(data, left)
+                except BaseException:
+                    # Maybe stopped inside a TLS record, which no other data may follow.
+                    self.torn = True
+                    raise
             finally:
                 self._write_lock.release()
         except ConnectionLost as exc:
@@ -511,7 +519,10 @@ class AsyncServerPool:
                 # query, or on everything before any answer, is failing, and pays.
                 reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
                 cut = connection.assigned > 1 and (self.responses > 0 or reset)
-                if not self.closed and (isinstance(exc, _NotSent) or progress or cut):
+                # Not written: free, unless the server closed a new connection at once,
+                # before any answer (as if it had been written, and then closed).
+                unsent = isinstance(exc, _NotSent) and (connection.closed or progress)
+                if not self.closed and (unsent or progress or cut):
                     # Never written; or lost while the server was answering others (on
                     # this connection, or on another since this query went out); or cut
                     # as above. The server's doing, so not counted as a failed send.
@@ -720,7 +731,11 @@ class AsyncServerPool:
         with self._mutex:
             connection.reserved -= 1
             self._wake_slot()
-            if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
+            if (
+                connection.protocol.abandoned >= _MAX_ABANDONED
+                or connection.protocol.closed
+                or connection.torn
+            ):
                 self._unpool(connection)
             close = connection.reserved == 0 and connection.retired and not connection.closed
             if close:
