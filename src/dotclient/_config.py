@@ -55,6 +55,11 @@ ServerSpec = str | Server
 Question = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass, bool]
 
 
+#: The longest timeout, idle timeout or backoff accepted, in seconds (a day): every wait
+#: must fit the system calls that do it (poll() takes at most 2**31 - 1 milliseconds).
+MAX_SECONDS = 86_400.0
+
+
 def _check_timeout(timeout: float | None, default: float, what: str = "timeout") -> float:
     if timeout is None:
         return default
@@ -62,6 +67,8 @@ def _check_timeout(timeout: float | None, default: float, what: str = "timeout")
         raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
     if not (timeout > 0 and math.isfinite(timeout)):
         raise ValueError(f"{what} must be a positive, finite number of seconds, not {timeout}")
+    if timeout > MAX_SECONDS:
+        raise ValueError(f"{what} must be at most {MAX_SECONDS:.0f} seconds, not {timeout}")
     return float(timeout)
 
 
