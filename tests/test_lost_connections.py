@@ -16,6 +16,7 @@ import dns.rrset
 import pytest
 
 import dotclient
+from dotclient._protocol import DoTProtocol
 from dotclient.testing import IssuedCert
 
 from fakeserver import FakeConnection, FakeServer, answer, echo_handler, frame
@@ -254,3 +255,35 @@ def _quietly(client: dotclient.Client, request: Any, timeout: float) -> None:
             client.query(request, timeout=timeout)
     except dotclient.DoTError:
         pass
+
+
+def test_a_connection_out_of_query_ids_takes_no_more_queries(
+    mode: str, server_cert: IssuedCert, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Four IDs per connection instead of 65,536: four abandoned queries use them all.
+    monkeypatch.setattr(DoTProtocol, "QUERY_IDS", 4, raising=False)
+    stop = threading.Event()
+
+    def handler(conn: FakeConnection) -> None:
+        if conn.server.connections > 1:
+            echo_handler(conn)
+            return
+        # Never answers, but keeps talking (stray answers), so that timing out does
+        # not make the client give up the connection: the IDs stay abandoned on it.
+        stray = dns.message.make_response(dns.message.make_query("stray.test", "A"))
+        while not stop.wait(0.01):
+            conn.send_message(stray)
+
+    with FakeServer(server_cert, handler) as server:
+        try:
+            with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=4) as client:
+                names = [f"late{i}.test" for i in range(4)]
+                outcomes = resolve_concurrently(client, names, timeout=0.5)
+                assert all(isinstance(o, dotclient.Timeout) for o in outcomes), outcomes
+                assert client.stats.open_connections == 1
+                # Before the fix this went to the first connection regardless: with
+                # 65,536 IDs used there, a raw RuntimeError; here it timed out there.
+                assert client.resolve("next.test", timeout=10).addresses() == ADDRESS
+        finally:
+            stop.set()
+    assert server.connections == 2

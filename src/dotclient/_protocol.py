@@ -544,6 +544,10 @@ class DoTProtocol:
     section 3.2.1), and :attr:`keepalive_timeout` tells what the server offered.
     """
 
+    #: Query IDs a connection has (16 bits): those of queries in flight and abandoned
+    #: ones together may not exceed it. A shell must not send when they would.
+    QUERY_IDS = 65536
+
     def __init__(self, *, padding: int = DEFAULT_PADDING_BLOCK, keepalive: bool = False) -> None:
         if not 0 <= padding <= MAX_PADDING_BLOCK:
             raise ValueError(
@@ -594,7 +598,7 @@ class DoTProtocol:
 
     def _allocate_id(self) -> int:
         reserved = self._reserved
-        if len(reserved) >= 65536:
+        if len(reserved) >= self.QUERY_IDS:  # the shell's bug: see QUERY_IDS
             raise RuntimeError("all 65,536 query IDs are in use on this connection")
         while True:
             # RFC 5452 section 9.2: IDs must be unpredictable; secrets uses the OS CSPRNG.

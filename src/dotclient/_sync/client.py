@@ -209,6 +209,13 @@ class Connection:
         return self.pipelined_answers >= _PIPELINING_PROOF
 
     @property
+    def has_ids(self) -> bool:
+        """A query ID is left for one more query: those of the queries assigned and
+        those abandoned (kept until the connection closes) do not fill the 16 bits."""
+        protocol = self.protocol
+        return self.reserved + protocol.abandoned < protocol.QUERY_IDS
+
+    @property
     def usable(self) -> bool:
         """Open and not retired: it may take new queries."""
         return not (self.retired or self.closed or self.torn or self.protocol.closed)
@@ -584,7 +591,8 @@ class ServerPool:
                     raise ConnectionLost("the client was closed", server=server)
                 best: Connection | None = None
                 for connection in self._pool:
-                    if connection.reserved < self.limit and connection.usable:
+                    room = connection.reserved < self.limit and connection.has_ids
+                    if room and connection.usable:
                         if best is None or connection.reserved < best.reserved:
                             best = connection
                 if best is not None:
