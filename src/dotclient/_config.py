@@ -11,6 +11,7 @@ import ssl
 import time
 from collections.abc import Iterable
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
@@ -103,6 +104,10 @@ def _parse_servers(
         raise TypeError("servers must be a list of server specs; for one, use server=")
     if pins is not None:
         pins = list(pins) if not isinstance(pins, (str, bytes)) else [pins]
+    servers = list(servers)
+    for index, spec in enumerate(servers):
+        if spec is None:  # parse_server(None) is the default server: a third party
+            raise TypeError(f"servers[{index}] is None: each server must be given")
     parsed = tuple(parse_server(spec, auth_name=auth_name, pins=pins) for spec in servers)
     if not parsed:
         raise ValueError("servers must name at least one server")
@@ -213,7 +218,9 @@ class ClientConfig:
         """Check what :meth:`resolve` was asked, before any I/O."""
         if not isinstance(name, (str, dns.name.Name)):
             raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        return (*check_question(name, rdtype, rdclass), bool(dnssec))
+        if not isinstance(dnssec, bool):  # "no" would set the DO bit
+            raise TypeError(f"dnssec must be True or False, not {dnssec!r}")
+        return (*check_question(name, rdtype, rdclass), dnssec)
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:
@@ -222,6 +229,8 @@ class ClientConfig:
             raise TypeError(f"query needs a dns.message.Message, not {type(message).__name__}")
         if len(message.question) != 1:
             raise ValueError(f"a query needs exactly one question, not {len(message.question)}")
+        if message.flags & dns.flags.QR:
+            raise ValueError("the message has the QR flag set: it is a response, not a query")
         return message
 
     def response(

@@ -133,13 +133,24 @@ class FrameDecoder:
         return f"inside a message ({left - 2} of {length} octets)"
 
 
+# The longest text a DNS name can have: 255 octets on the wire, each at most 4
+# characters (\DDD) in text.
+_MAX_NAME_TEXT = 4 * 255
+
+
 def check_question(
     qname: dns.name.Name | str,
     rdtype: dns.rdatatype.RdataType | str | int,
     rdclass: dns.rdataclass.RdataClass | str | int,
 ) -> tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]:
     """Parse a question's name, type and class; raise ``ValueError`` for bad ones
-    (unknown mnemonics, names too long, meta-types other than ANY)."""
+    (unknown mnemonics, names too long, meta-types other than ANY) and ``TypeError``
+    for a type or class that is neither a str nor an int."""
+    for what, value in (("rdtype", rdtype), ("rdclass", rdclass)):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):  # True is not A
+            raise TypeError(f"{what} must be a str or an int, not {value!r}")
+    if isinstance(qname, str) and len(qname) > _MAX_NAME_TEXT:  # before parsing it
+        raise ValueError(f"invalid query: a name of {len(qname)} characters is too long")
     try:
         if isinstance(qname, str):
             qname = dns.name.from_text(qname)

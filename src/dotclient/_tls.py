@@ -214,8 +214,16 @@ class TLSPolicy:
         try:
             ipaddress.ip_address(sni)
         except ValueError:
-            return sni.rstrip(".").lower()
-        raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+            name = sni.rstrip(".").lower()
+        else:
+            raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+        try:  # as the ssl module will encode it, so that it cannot fail at query time
+            encoded = name.encode("idna")
+        except UnicodeError as exc:
+            raise ValueError(f"sni is not a valid host name ({exc}): {sni[:70]!r}") from exc
+        if len(encoded) > 253:
+            raise ValueError(f"sni is longer than a host name can be: {sni[:70]!r}...")
+        return name
 
     def _base_context(self, verify: bool) -> ssl.SSLContext:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

@@ -1068,8 +1068,13 @@ class AsyncClient:
         starts. ``on_result(index, outcome)`` is called as each one completes (for
         progress reports), in completion order.
         """
-        names = list(names)
+        if isinstance(names, (str, bytes, dns.name.Name)):
+            raise TypeError("resolve_many takes an iterable of names, not one name")
         config = self._config
+        # The options once, up front: a bad one is the caller's error, not each name's.
+        config.question(".", rdtype, rdclass, dnssec)
+        config.deadline(timeout)
+        names = list(names)
         results: list[Response | Exception | None] = [None] * len(names)
         position = iter(range(len(names)))
         take = backend.Mutex()
