@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import dotclient
-from dotclient.testing import IssuedCert
+from dotclient.testing import IssuedCert, UnboundServer
 
 from fakeserver import FakeServer
 from gate import Gate, queued, wait_until
@@ -135,3 +135,27 @@ def test_an_interrupted_blocking_wait_for_room_passes_the_room_on(
     assert isinstance(outcomes["held.test"], dotclient.Response), outcomes
     # Before the fix: a Timeout after 15 s, the room handed to the interrupted call.
     assert isinstance(outcomes["later.test"], dotclient.Response), outcomes
+
+
+def test_a_cancellation_storm_leaves_every_survivor_answered(
+    unbound: UnboundServer, ca_file: str
+) -> None:
+    """The short version of benchmarks/cancel_storm.py (docs/reliability.md)."""
+
+    async def main(spec: str) -> None:
+        async with dotclient.AsyncClient(spec, ca_file=ca_file, timeout=30) as client:
+            tasks = [asyncio.ensure_future(client.resolve("a.example.test")) for _ in range(1000)]
+            await asyncio.sleep(0)  # every task runs to its first wait
+            for task in tasks[1::2]:
+                task.cancel()
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+            survivors = outcomes[0::2]
+            assert all(isinstance(o, dotclient.Response) for o in survivors), {
+                type(o).__name__ for o in survivors
+            }
+            assert client.stats.in_flight == 0
+            assert queued(client) == 0
+            current = asyncio.current_task()
+            assert all(t is current or t.done() for t in asyncio.all_tasks())
+
+    asyncio.run(main(f"127.0.0.1:{unbound.port}#dot.test"), debug=True)
