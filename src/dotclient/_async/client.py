@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -460,6 +461,8 @@ class AsyncServerPool:
         self.closed = False
         # Connections whose close was started and not waited for.
         self._closing: set[AsyncConnection] = set()
+        # The process the connections belong to (see _after_fork).
+        self._pid = os.getpid()
         self._connect_job: backend.Background[AsyncConnection] | None = None
 
     @property
@@ -589,6 +592,8 @@ class AsyncServerPool:
             with self._mutex:
                 if self.closed:
                     raise ConnectionLost("the client was closed", server=server)
+                if self._pid != os.getpid():
+                    self._after_fork()
                 best: AsyncConnection | None = None
                 for connection in self._pool:
                     room = connection.reserved < self.limit and connection.has_ids
@@ -668,6 +673,24 @@ class AsyncServerPool:
             await connection.aclose()
             raise ConnectionLost("the client was closed", server=server)
         return connection
+
+    def _after_fork(self) -> None:
+        """In a child of ``os.fork()`` (under the mutex): the connections are the
+        parent's, which goes on using them; a write or read here would break their TLS
+        state for both (BAD_RECORD_MAC). Forget them, with no I/O, and start afresh."""
+        self._pid = os.getpid()
+        for connection in [*self._pool, *self._closing]:
+            connection.closed = True
+            if connection.timer is not None:
+                connection.timer.cancel()
+                connection.timer = None
+            connection.stream.forget()
+        self._pool = []
+        self._closing = set()
+        self._slot_waiters.clear()  # waiters of the parent's threads, not running here
+        self._connecting = False
+        self._connect_job = None
+        self._session = None  # a ticket is for one client: the parent may use it again
 
     def _assign(self, connection: AsyncConnection) -> None:
         """Count one more query on ``connection`` (under the mutex)."""

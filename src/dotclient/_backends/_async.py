@@ -198,6 +198,17 @@ class AsyncStream:
             transport.close()
             asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._abort_if_open)
 
+    def forget(self) -> None:
+        """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
+        process that made it goes on using it): the descriptor is released, with no
+        TLS close_notify; the parent's event loop is not run here."""
+        sock = getattr(self._socket, "_sock", None)  # asyncio's TransportSocket wraps it
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:  # pragma: no cover
+                pass
+
     def _abort_if_open(self) -> None:
         if not self._protocol.closed.done():
             self._transport.abort()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import os
 import select
 import socket
 import ssl
@@ -114,6 +115,17 @@ class SyncStream:
             raise ConnectionLost(
                 f"the connection to {self._server} was closed", server=self._server
             )
+
+    def forget(self) -> None:
+        """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
+        process that made it goes on using it): the descriptor is released, with no
+        shutdown and no TLS close_notify. The lock is not taken: a thread of the parent
+        may have held it at the fork."""
+        self._closed = True
+        try:
+            self._sock.close()
+        except OSError:  # pragma: no cover
+            pass
 
     def close_nowait(self) -> None:
         """Close at once (from a timer); never raises."""
@@ -365,6 +377,14 @@ class _Timers:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
+    def after_fork(self) -> None:
+        """In a child of ``os.fork()``: the thread is gone, its lock may be held, and
+        the timers are the parent's (they would close the parent's connections).
+        Start afresh; the next timer starts a new thread."""
+        self._heap = []
+        self._cond = threading.Condition()
+        self._thread = None
+
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + delay, callback)
         with self._cond:
@@ -396,6 +416,8 @@ class _Timers:
 
 
 _timers = _Timers()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_timers.after_fork)
 
 
 def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
