@@ -4,6 +4,8 @@ benchmarks/rss_soak.py and benchmarks/cancel_storm.py (docs/reliability.md)."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import dotclient
@@ -31,3 +33,22 @@ def test_the_per_connection_order_of_queries_stays_bounded(
         (connection,) = _pool(client)._pool
         assert len(connection._order) == 0
         assert len(connection._sent_at) == 0
+
+
+def test_a_closed_client_is_not_kept_alive_by_its_idle_timers(
+    mode: str, unbound: UnboundServer, ca_file: str
+) -> None:
+    spec = f"127.0.0.1:{unbound.port}#dot.test"
+    with open_client(mode, spec, ca_file=ca_file, idle_timeout=60) as client:
+        assert client.resolve("a.example.test").addresses()  # arms a 60 s idle timer
+        inner = getattr(client, "client", client)
+        config = weakref.ref(inner._config)
+        context = weakref.ref(inner._config.tls.attempts()[0].context)
+        del inner
+    del client
+    gc.collect()
+    # Before the fix the blocking backend's timer heap held the cancelled timer's
+    # callback, so the client, its configuration and its SSLContext (the CA bundle)
+    # lived until the timer's time came.
+    assert config() is None
+    assert context() is None

@@ -868,6 +868,9 @@ class AsyncServerPool:
             for connection in pool:
                 connection.closed = True  # by us: nothing to learn from (_server_closed)
                 self._unpool(connection)
+                if connection.timer is not None:
+                    connection.timer.cancel()
+                    connection.timer = None
         for connection in pool:
             await connection.aclose()
 

@@ -357,12 +357,15 @@ class TimerHandle:
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when
-        self.callback = callback
+        self.callback: Callable[[], None] | None = callback
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Cancel the call if it has not run."""
+        """Cancel the call if it has not run. The callback is let go at once: the
+        handle stays in the heap until its time, and must not keep a closed client
+        (its connections, configuration and SSLContext) alive until then."""
         self.cancelled = True
+        self.callback = None
 
     def __lt__(self, other: TimerHandle) -> bool:
         return self.when < other.when
@@ -406,9 +409,10 @@ class _Timers:
                     else:
                         self._cond.wait()
                 handle = heapq.heappop(self._heap)
-            if not handle.cancelled:
+            callback = handle.callback
+            if not handle.cancelled and callback is not None:
                 try:
-                    handle.callback()
+                    callback()
                 except Exception:  # pragma: no cover - a bug; keep the other timers alive
                     import traceback
 
