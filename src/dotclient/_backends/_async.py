@@ -198,6 +198,12 @@ class AsyncStream:
             transport.close()
             asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._abort_if_open)
 
+    def session_reader(self) -> Callable[[], ssl.SSLSession | None]:
+        """A function that reads this connection's TLS session when called, also after
+        the connection closed."""
+        ssl_object = self.ssl_object
+        return lambda: ssl_object.session
+
     def forget(self) -> None:
         """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
         process that made it goes on using it): the descriptor is released, with no

@@ -116,6 +116,12 @@ class SyncStream:
                 f"the connection to {self._server} was closed", server=self._server
             )
 
+    def session_reader(self) -> Callable[[], ssl.SSLSession | None]:
+        """A function that reads this connection's TLS session when called, also after
+        the connection closed (the ``ssl`` object is kept, not the socket)."""
+        sslobj = self._sock._sslobj  # type: ignore[attr-defined]  # close() drops it
+        return lambda: sslobj.session if sslobj is not None else None
+
     def forget(self) -> None:
         """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
         process that made it goes on using it): the descriptor is released, with no

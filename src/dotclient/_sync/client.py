@@ -455,6 +455,10 @@ class ServerPool:
         self._per_connection_until = 0.0
         self._last_close: int | None = None
         self._session: SavedSession | None = None
+        # Where to read the next session from, when a connection is made with it: the
+        # attempt, a reader of the session of the connection that made it, its TLSInfo.
+        self._session_source: tuple[int, Callable[[], ssl.SSLSession | None], TLSInfo] | None
+        self._session_source = None
         #: Connections opened to this server, and responses it delivered.
         self.opened = 0
         self.responses = 0
@@ -641,7 +645,7 @@ class ServerPool:
         server = self.server
         try:
             connection = Connection.connect(
-                self._config, self._policy, connect_by, self._mutex, self._session
+                self._config, self._policy, connect_by, self._mutex, self._saved_session()
             )
         except BaseException as exc:
             with self._mutex:
@@ -691,6 +695,7 @@ class ServerPool:
         self._connecting = False
         self._connect_job = None
         self._session = None  # a ticket is for one client: the parent may use it again
+        self._session_source = None
 
     def _assign(self, connection: Connection) -> None:
         """Count one more query on ``connection`` (under the mutex)."""
@@ -823,18 +828,31 @@ class ServerPool:
             if connection.pipelined and self.pipelining is None:
                 self.pipelining = True
             # A resumed connection's session is the one saved; reading a session out of
-            # the ssl module costs a serialisation round trip (~0.4 ms), so only a full
-            # handshake (the first, or one whose ticket the server refused) is read.
+            # the ssl module costs a serialisation round trip (~0.4 ms), and ~6 KB that
+            # CPython 3.11/3.12 never free (gh-116810), so only a full handshake's (the
+            # first, or one whose ticket the server refused) is read, and only when a
+            # connection is made with it (_saved_session): a one-shot never reads it.
             if self._config.resumption and not (
                 connection.session_saved or connection.tls.resumed
             ):
                 connection.session_saved = True
-                session = connection.stream.ssl_object.session
-                if session is not None and (session.has_ticket or session.id):
-                    self._session = SavedSession(connection.attempt, session, connection.tls)
+                reader = connection.stream.session_reader()
+                self._session_source = (connection.attempt, reader, connection.tls)
             if connection.protocol.keepalive_timeout == 0 and not connection.retired:
                 # RFC 7828 section 3.3.2: a timeout of 0 asks the client to close soon.
                 self._unpool(connection)
+
+    def _saved_session(self) -> SavedSession | None:
+        """The session to offer on the connection about to be made: read now, from the
+        last full handshake, if it came after the session saved."""
+        with self._mutex:
+            source, self._session_source = self._session_source, None
+            if source is not None:
+                attempt, read, tls = source
+                session = read()
+                if session is not None and (session.has_ticket or session.id):
+                    self._session = SavedSession(attempt, session, tls)
+            return self._session
 
     def _stalled(self, connection: Connection) -> None:
         """``connection`` stalled with pipelined queries unanswered. Once may be a slow
