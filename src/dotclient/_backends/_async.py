@@ -37,6 +37,11 @@ T = TypeVar("T")
 _WRITELINES_KEEPS_RECORDS = sys.version_info >= (3, 11)
 # How long closing may wait for the peer's close_notify before the transport is aborted.
 _CLOSE_TIMEOUT = 1.0
+# Octets received and not read yet above which the transport stops reading (the rest
+# waits in the kernel, and then at the server), and below which it reads again: a peer
+# streaming data nobody reads cannot make the buffer grow without bound.
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
 
 
 def _expire(future: asyncio.Future[bool]) -> None:
@@ -68,6 +73,8 @@ class _StreamProtocol(asyncio.Protocol):
         self.error: BaseException | None = None
         self.reader: asyncio.Future[bool] | None = None
         self.paused = False
+        #: Reading is paused: the buffer is above _HIGH_WATER (see data_received).
+        self.reading_paused = False
         self.writers: list[asyncio.Future[bool]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -92,6 +99,10 @@ class _StreamProtocol(asyncio.Protocol):
         # holds each further answer until our ACK, and a delayed one takes ~40 ms.
         quickack(self.socket)
         self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and not self.reading_paused:
+            assert self.transport is not None
+            self.reading_paused = True
+            self.transport.pause_reading()
         self._wake_reader()
 
     def eof_received(self) -> bool:
@@ -142,6 +153,10 @@ class AsyncStream:
         if buffer:
             data = bytes(buffer[:max_bytes])
             del buffer[:max_bytes]
+            if protocol.reading_paused and len(buffer) <= _LOW_WATER:
+                protocol.reading_paused = False
+                if not self._transport.is_closing():
+                    self._transport.resume_reading()
             return data
         if protocol.error is not None:
             with map_io_errors("receive", self._server):
