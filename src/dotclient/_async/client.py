@@ -598,6 +598,8 @@ class AsyncServerPool:
                     raise ConnectionLost("the client was closed", server=server)
                 if self._pid != os.getpid():
                     self._after_fork()
+                if self._pool and not self._pool[0].stream.usable_here():
+                    self._other_loop()
                 best: AsyncConnection | None = None
                 for connection in self._pool:
                     room = connection.reserved < self.limit and connection.has_ids
@@ -683,19 +685,39 @@ class AsyncServerPool:
         parent's, which goes on using them; a write or read here would break their TLS
         state for both (BAD_RECORD_MAC). Forget them, with no I/O, and start afresh."""
         self._pid = os.getpid()
+        self._let_go(fork=True)
+        self._session = None  # a ticket is for one client: the parent may use it again
+        self._session_source = None
+
+    def _other_loop(self) -> None:
+        """A query from another event loop than the connections' (under the mutex):
+        with theirs closed (``asyncio.run()`` called again), let them go with no I/O
+        and start afresh; with theirs still running, refuse at once."""
+        if not all(c.stream.orphaned for c in self._pool):
+            raise DoTError(
+                f"this client's connections to {self.server} belong to another event loop, "
+                "which is still running: use one client per event loop",
+                server=self.server,
+            )
+        self._let_go(fork=False)
+
+    def _let_go(self, fork: bool) -> None:
+        """Drop every connection, with no I/O on it (under the mutex), and what waited
+        on them: the callers of another process or a closed event loop."""
         for connection in [*self._pool, *self._closing]:
             connection.closed = True
             if connection.timer is not None:
                 connection.timer.cancel()
                 connection.timer = None
-            connection.stream.forget()
+            if fork:
+                connection.stream.forget()
+            else:
+                connection.stream.release()
         self._pool = []
         self._closing = set()
-        self._slot_waiters.clear()  # waiters of the parent's threads, not running here
+        self._slot_waiters.clear()
         self._connecting = False
         self._connect_job = None
-        self._session = None  # a ticket is for one client: the parent may use it again
-        self._session_source = None
 
     def _assign(self, connection: AsyncConnection) -> None:
         """Count one more query on ``connection`` (under the mutex)."""

@@ -9,6 +9,7 @@ which matters when many pipelined answers arrive in one segment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -136,6 +137,31 @@ class AsyncStream:
         self.ssl_object: Any = transport.get_extra_info("ssl_object")
         self._socket: Any = transport.get_extra_info("socket")
         self._pending: list[bytes] = []
+        #: The event loop the connection belongs to: it alone may do its I/O.
+        self._loop = asyncio.get_running_loop()
+
+    def usable_here(self) -> bool:
+        """The running event loop is the one this connection belongs to."""
+        return asyncio.get_running_loop() is self._loop
+
+    @property
+    def orphaned(self) -> bool:
+        """The event loop this connection belongs to is closed: no I/O can be done on
+        it any more, only :meth:`release`."""
+        return self._loop.is_closed()
+
+    def release(self) -> None:
+        """Let go of a connection whose event loop is closed, with no I/O: its socket
+        is closed and its transports are marked closed (asyncio has no public way to
+        do it without running the loop, whence the guarded private calls)."""
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed", once marked
+            self._transport.abort()
+        inner = getattr(getattr(self._transport, "_ssl_protocol", None), "_transport", None)
+        lost = getattr(inner, "_call_connection_lost", None)
+        if lost is not None:
+            with contextlib.suppress(RuntimeError):
+                lost(None)  # closes the socket, then fails to schedule the callbacks
+        self.forget()
 
     async def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
@@ -209,6 +235,12 @@ class AsyncStream:
         is aborted if the peer has not finished the close a second later, and
         :meth:`aclose` still waits for the close to be done."""
         transport = self._transport
+        if not self.usable_here():  # another loop's: never touch it from here
+            if self.orphaned:
+                self.release()
+            else:
+                self._loop.call_soon_threadsafe(self.close_nowait)
+            return
         if not transport.is_closing():
             transport.close()
             asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._abort_if_open)
@@ -235,8 +267,13 @@ class AsyncStream:
             self._transport.abort()
 
     async def aclose(self) -> None:
-        """Close the connection; never raises, never waits more than a second."""
+        """Close the connection; never raises, never waits more than a second. From
+        another event loop than its own, the close is left to its loop (or, if that is
+        closed, the connection released), and not waited for."""
         transport = self._transport
+        if not self.usable_here():
+            self.close_nowait()
+            return
         if not transport.is_closing():
             transport.close()
         try:
@@ -406,7 +443,7 @@ class Background(Generic[T]):
     async def aclose(self) -> None:
         """Cancel the work if its caller left and it still runs, and wait for it."""
         task = self._task
-        if self._orphaned and not task.done():
+        if self._orphaned and not task.done() and task.get_loop() is asyncio.get_running_loop():
             task.cancel()
             await asyncio.wait([task])
 

@@ -116,6 +116,19 @@ class SyncStream:
                 f"the connection to {self._server} was closed", server=self._server
             )
 
+    def usable_here(self) -> bool:
+        """Always (threads may share it); for the asyncio backend's twin."""
+        return True
+
+    @property
+    def orphaned(self) -> bool:
+        """Never; for the asyncio backend's twin."""
+        return False
+
+    def release(self) -> None:
+        """As :meth:`forget`; for the asyncio backend's twin."""
+        self.forget()
+
     def session_reader(self) -> Callable[[], ssl.SSLSession | None]:
         """A function that reads this connection's TLS session when called, also after
         the connection closed (the ``ssl`` object is kept, not the socket)."""
