@@ -296,21 +296,14 @@ async def open_tls_stream(
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
     None sends no SNI. ``session`` offers an earlier session of ``context`` for
-    resumption. asyncio has no parameter for it, so the context's ``wrap_bio`` is
-    shadowed for the duration of the connect: callers must not connect with the same
-    context concurrently while passing a session (the clients connect one at a time).
+    resumption: asyncio has no parameter for it, so asyncio is handed a stand-in for
+    the context whose ``wrap_bio`` adds it (the context itself is shared by clients
+    that may connect at the same time, and is left alone).
     """
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
     loop = asyncio.get_running_loop()
-    if session is not None:
-        wrap_bio = type(context).wrap_bio
-
-        def wrap_with_session(*args: Any, **kwargs: Any) -> ssl.SSLObject:
-            kwargs["session"] = session
-            return wrap_bio(context, *args, **kwargs)
-
-        context.wrap_bio = wrap_with_session  # type: ignore[method-assign]
+    offered: Any = context if session is None else _WithSession(context, session)
     connected = False
 
     def protocol_factory() -> _StreamProtocol:
@@ -321,31 +314,43 @@ async def open_tls_stream(
         return _StreamProtocol()
 
     try:
-        try:
-            transport, protocol = await asyncio.wait_for(
-                loop.create_connection(
-                    protocol_factory,
-                    server.host,
-                    server.port,
-                    ssl=context,
-                    # asyncio takes "" to mean: no SNI, no host name check.
-                    server_hostname=server_hostname if server_hostname is not None else "",
-                    ssl_handshake_timeout=timeout,
-                ),
-                timeout,
-            )
-        except Exception:
-            with map_io_errors("handshake" if connected else "connect", server):
-                raise
-    finally:
-        if session is not None:
-            del context.wrap_bio
+        transport, protocol = await asyncio.wait_for(
+            loop.create_connection(
+                protocol_factory,
+                server.host,
+                server.port,
+                ssl=offered,
+                # asyncio takes "" to mean: no SNI, no host name check.
+                server_hostname=server_hostname if server_hostname is not None else "",
+                ssl_handshake_timeout=timeout,
+            ),
+            timeout,
+        )
+    except Exception:
+        with map_io_errors("handshake" if connected else "connect", server):
+            raise
     assert isinstance(transport, asyncio.Transport)
     stream = AsyncStream(transport, protocol, server)
     # The server's TLS 1.3 session tickets arrived during the handshake, where no
     # read() set the quick-ACK mode: acknowledge them now (see quickack()).
     quickack(stream._socket)
     return stream
+
+
+class _WithSession:
+    """An SSLContext, but every SSLObject it makes offers ``session`` (asyncio's
+    TLS layer only calls ``wrap_bio`` on the context it is given)."""
+
+    def __init__(self, context: ssl.SSLContext, session: ssl.SSLSession) -> None:
+        self._context = context
+        self._session = session
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        kwargs["session"] = self._session
+        return self._context.wrap_bio(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
 
 
 class AsyncLock:
