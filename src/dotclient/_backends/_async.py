@@ -154,7 +154,11 @@ class AsyncStream:
         """Let go of a connection whose event loop is closed, with no I/O: its socket
         is closed and its transports are marked closed (asyncio has no public way to
         do it without running the loop, whence the guarded private calls)."""
-        with contextlib.suppress(RuntimeError):  # "Event loop is closed", once marked
+        # Each call marks the transport closed, then fails ("Event loop is closed")
+        # where it would schedule I/O; close() first, as 3.10's abort() fails before.
+        with contextlib.suppress(RuntimeError):
+            self._transport.close()
+        with contextlib.suppress(RuntimeError):
             self._transport.abort()
         inner = getattr(getattr(self._transport, "_ssl_protocol", None), "_transport", None)
         lost = getattr(inner, "_call_connection_lost", None)
