@@ -268,8 +268,11 @@ def test_a_connection_out_of_query_ids_takes_no_more_queries(
         if conn.server.connections > 1:
             echo_handler(conn)
             return
-        # Never answers, but keeps talking (stray answers), so that timing out does
-        # not make the client give up the connection: the IDs stay abandoned on it.
+        query = conn.read_query()  # the warm-up
+        assert query is not None
+        conn.send_message(answer(query))
+        # Then never answers, but keeps talking (stray answers), so that timing out
+        # does not make the client give up the connection: the IDs stay abandoned.
         stray = dns.message.make_response(dns.message.make_query("stray.test", "A"))
         while not stop.wait(0.01):
             conn.send_message(stray)
@@ -277,8 +280,9 @@ def test_a_connection_out_of_query_ids_takes_no_more_queries(
     with FakeServer(server_cert, handler) as server:
         try:
             with open_client(mode, server.spec, ca_file=ca_file, max_in_flight=4) as client:
+                assert client.resolve("warm.test", timeout=10).addresses() == ADDRESS
                 names = [f"late{i}.test" for i in range(4)]
-                outcomes = resolve_concurrently(client, names, timeout=0.5)
+                outcomes = resolve_concurrently(client, names, timeout=1)
                 assert all(isinstance(o, dotclient.Timeout) for o in outcomes), outcomes
                 assert client.stats.open_connections == 1
                 # Before the fix this went to the first connection regardless: with
