@@ -1,6 +1,7 @@
 """A peer streaming data nobody asked for cannot grow the asyncio client's buffer
-without bound: reading pauses above a high-water mark (the blocking client reads
-only while a query waits, so the kernel's buffers bound it already)."""
+without bound: reading pauses above a high-water mark, and the flooded connection,
+idle, takes no more queries (the blocking client reads only while a query waits, so
+the kernel's buffers bound it already)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,10 @@ def test_an_idle_connection_flooded_by_the_server_stops_reading(
                 assert time.monotonic() < deadline, "reading never paused"
                 await asyncio.sleep(0.001)
             assert len(protocol.buffer) <= bound
+            # And an idle connection flooded like that is not used again: closed.
+            assert (await client.resolve("second.test")).addresses() == ADDRESS
+            assert client.stats.connections_opened == 2
+            assert connection.closed
 
     with FakeServer(server_cert, handler) as server:
         try:

@@ -601,7 +601,10 @@ class AsyncServerPool:
                 if self._pool and not self._pool[0].stream.usable_here():
                     self._other_loop()
                 best: AsyncConnection | None = None
-                for connection in self._pool:
+                for connection in list(self._pool):
+                    if not connection.reserved and connection.stream.flooded:
+                        self._drop_flooded(connection)
+                        continue
                     room = connection.reserved < self.limit and connection.has_ids
                     if room and connection.usable:
                         if best is None or connection.reserved < best.reserved:
@@ -688,6 +691,18 @@ class AsyncServerPool:
         self._let_go(fork=True)
         self._session = None  # a ticket is for one client: the parent may use it again
         self._session_source = None
+
+    def _drop_flooded(self, connection: AsyncConnection) -> None:
+        """Close an idle connection (under the mutex) that the server sent more than
+        the backend buffers while nobody asked for anything: what it sends is not
+        answers to us."""
+        connection.closed = True
+        self._unpool(connection)
+        if connection.timer is not None:
+            connection.timer.cancel()
+            connection.timer = None
+        self._closing_add(connection)
+        connection.stream.close_nowait()
 
     def _other_loop(self) -> None:
         """A query from another event loop than the connections' (under the mutex):

@@ -145,6 +145,11 @@ class AsyncStream:
         return asyncio.get_running_loop() is self._loop
 
     @property
+    def flooded(self) -> bool:
+        """More than the high-water mark came and waits unread (reading is paused)."""
+        return self._protocol.reading_paused
+
+    @property
     def orphaned(self) -> bool:
         """The event loop this connection belongs to is closed: no I/O can be done on
         it any more, only :meth:`release`."""

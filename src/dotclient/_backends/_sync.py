@@ -121,6 +121,11 @@ class SyncStream:
         return True
 
     @property
+    def flooded(self) -> bool:
+        """Never: unread data waits in the kernel; for the asyncio backend's twin."""
+        return False
+
+    @property
     def orphaned(self) -> bool:
         """Never; for the asyncio backend's twin."""
         return False
