@@ -12,6 +12,7 @@ import time
 import warnings
 from collections.abc import Iterable
 
+import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
@@ -61,6 +62,11 @@ ServerSpec = str | Server
 Question = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass, bool]
 
 
+#: The longest timeout, idle timeout or backoff accepted, in seconds (a day): every wait
+#: must fit the system calls that do it (poll() takes at most 2**31 - 1 milliseconds).
+MAX_SECONDS = 86_400.0
+
+
 def _check_timeout(timeout: float | None, default: float, what: str = "timeout") -> float:
     if timeout is None:
         return default
@@ -68,6 +74,8 @@ def _check_timeout(timeout: float | None, default: float, what: str = "timeout")
         raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
     if not (timeout > 0 and math.isfinite(timeout)):
         raise ValueError(f"{what} must be a positive, finite number of seconds, not {timeout}")
+    if timeout > MAX_SECONDS:
+        raise ValueError(f"{what} must be at most {MAX_SECONDS:.0f} seconds, not {timeout}")
     return float(timeout)
 
 
@@ -102,6 +110,10 @@ def _parse_servers(
         raise TypeError("servers must be a list of server specs; for one, use server=")
     if pins is not None:
         pins = list(pins) if not isinstance(pins, (str, bytes)) else [pins]
+    servers = list(servers)
+    for index, spec in enumerate(servers):
+        if spec is None:  # parse_server(None) is the default server: a third party
+            raise TypeError(f"servers[{index}] is None: each server must be given")
     parsed = tuple(parse_server(spec, auth_name=auth_name, pins=pins) for spec in servers)
     if not parsed:
         raise ValueError("servers must name at least one server")
@@ -256,7 +268,9 @@ class ClientConfig:
         """Check what :meth:`resolve` was asked, before any I/O."""
         if not isinstance(name, (str, dns.name.Name)):
             raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        return (*check_question(name, rdtype, rdclass), bool(dnssec))
+        if not isinstance(dnssec, bool):  # "no" would set the DO bit
+            raise TypeError(f"dnssec must be True or False, not {dnssec!r}")
+        return (*check_question(name, rdtype, rdclass), dnssec)
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:
@@ -265,6 +279,8 @@ class ClientConfig:
             raise TypeError(f"query needs a dns.message.Message, not {type(message).__name__}")
         if len(message.question) != 1:
             raise ValueError(f"a query needs exactly one question, not {len(message.question)}")
+        if message.flags & dns.flags.QR:
+            raise ValueError("the message has the QR flag set: it is a response, not a query")
         return message
 
     def response(

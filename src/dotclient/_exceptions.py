@@ -62,7 +62,8 @@ class ConnectError(DoTError):
 
 
 class ConnectionLost(ConnectError):
-    """The server closed or reset the connection before the answer arrived."""
+    """The server closed or reset the connection before the answer arrived (a TLS
+    error after the handshake, such as an alert or a bad record, counts as one)."""
 
 
 class TLSError(DoTError):
@@ -187,6 +188,12 @@ def map_io_errors(phase: str, server: Any) -> Iterator[None]:
         ) from exc
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
+        if phase in ("send", "receive"):
+            # After the handshake, a TLS error (an alert, a bad record) ends the
+            # connection like a reset: the queries on it may go out again elsewhere.
+            raise ConnectionLost(
+                f"connection lost {_DOING[phase]} {server}: TLS error {reason}", server=server
+            ) from exc
         hint = _TLS_HINTS.get(reason)
         detail = f"{reason} ({hint})" if hint else reason
         raise TLSError(f"TLS failed with {server}: {detail}", server=server) from exc

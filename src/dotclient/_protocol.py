@@ -140,6 +140,9 @@ _CheckedQuestion = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.
 _QUESTIONS: dict[tuple[str, object, object], _CheckedQuestion] = {}
 _MAX_QUESTIONS = 4096
 _CACHEABLE = frozenset({str, int, dns.rdatatype.RdataType, dns.rdataclass.RdataClass})
+# The longest text a DNS name can have: 255 octets on the wire, each at most 4
+# characters (\DDD) in text.
+_MAX_NAME_TEXT = 4 * 255
 
 
 def check_question(
@@ -148,7 +151,8 @@ def check_question(
     rdclass: dns.rdataclass.RdataClass | str | int,
 ) -> _CheckedQuestion:
     """Parse a question's name, type and class; raise ``ValueError`` for bad ones
-    (unknown mnemonics, names too long, meta-types other than ANY)."""
+    (unknown mnemonics, names too long, meta-types other than ANY) and ``TypeError``
+    for a type or class that is neither a str nor an int."""
     if type(qname) is str and type(rdtype) in _CACHEABLE and type(rdclass) in _CACHEABLE:
         key = (qname, rdtype, rdclass)
         checked = _QUESTIONS.get(key)
@@ -166,6 +170,11 @@ def _check_question(
     rdtype: dns.rdatatype.RdataType | str | int,
     rdclass: dns.rdataclass.RdataClass | str | int,
 ) -> _CheckedQuestion:
+    for what, value in (("rdtype", rdtype), ("rdclass", rdclass)):
+        if isinstance(value, bool) or not isinstance(value, (str, int)):  # True is not A
+            raise TypeError(f"{what} must be a str or an int, not {value!r}")
+    if isinstance(qname, str) and len(qname) > _MAX_NAME_TEXT:  # before parsing it
+        raise ValueError(f"invalid query: a name of {len(qname)} characters is too long")
     try:
         if isinstance(qname, str):
             qname = dns.name.from_text(qname)
@@ -600,6 +609,10 @@ class DoTProtocol:
     section 3.2.1), and :attr:`keepalive_timeout` tells what the server offered.
     """
 
+    #: Query IDs a connection has (16 bits): those of queries in flight and abandoned
+    #: ones together may not exceed it. A shell must not send when they would.
+    QUERY_IDS = 65536
+
     def __init__(self, *, padding: int = DEFAULT_PADDING_BLOCK, keepalive: bool = False) -> None:
         if not 0 <= padding <= MAX_PADDING_BLOCK:
             raise ValueError(
@@ -650,7 +663,7 @@ class DoTProtocol:
 
     def _allocate_id(self) -> int:
         reserved = self._reserved
-        if len(reserved) >= 65536:
+        if len(reserved) >= self.QUERY_IDS:  # the shell's bug: see QUERY_IDS
             raise RuntimeError("all 65,536 query IDs are in use on this connection")
         while True:
             # RFC 5452 section 9.2: IDs must be unpredictable; secrets uses the OS CSPRNG.

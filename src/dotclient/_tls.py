@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import ipaddress
 import os
@@ -132,17 +133,15 @@ def peer_chain(ssl_object: Any, *, verified: bool) -> list[bytes]:
     return [leaf] if leaf else []
 
 
-def _log_keys(ctx: ssl.SSLContext) -> None:
-    """Append the session keys to ``$SSLKEYLOGFILE`` when set, as curl and browsers
-    do, so a capture of one's own traffic can be decrypted (Wireshark reads the file).
-    A debugging aid: whoever can read the file can read the DNS traffic. A file that
-    cannot be opened is ignored, as curl ignores it."""
+def _keylog_file() -> str | None:
+    """``$SSLKEYLOGFILE`` when set: the session keys are appended there, as curl and
+    browsers do, so a capture of one's own traffic can be decrypted (Wireshark reads the
+    file). A debugging aid: whoever can read the file can read the DNS traffic. A file
+    that cannot be opened is ignored, as curl ignores it."""
     path = os.environ.get("SSLKEYLOGFILE")
     if path and not sys.flags.ignore_environment:
-        try:
-            ctx.keylog_filename = path
-        except OSError:
-            pass
+        return path
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +195,69 @@ class TLSInfo:
             f"resumed={self.resumed!r}, pins={list(self.pins)!r}, "
             f"certificates={len(self.peer_certificates)})"
         )
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    """When and how big ``path`` is: a CA file that changes is loaded again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # loading it will say why
+    return st.st_mtime_ns, st.st_size
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setting:
+    """What a context is made of: contexts with the same setting are one and the same."""
+
+    ca_file: str | None  # None: no verification
+    ca_stamp: tuple[int, int] | None
+    verify: bool
+    check_hostname: bool
+    client_cert: str | None
+    client_key: str | None
+    cert_stamp: tuple[int, int] | None
+    keylog: str | None
+
+
+@functools.lru_cache(maxsize=32)
+def _context(setting: _Setting) -> ssl.SSLContext:
+    """The context of one TLS setting, shared by every server and client that has it
+    (dotclient never changes a context after it is made): loading a CA bundle costs
+    ~50 ms and ~0.7 MB, once per setting instead of once per server and client."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers(TLS12_CIPHERS)
+    ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
+    if setting.keylog is not None:
+        try:
+            ctx.keylog_filename = setting.keylog
+        except OSError:  # a file that cannot be opened is ignored, as curl ignores it
+            pass
+    if setting.client_cert is not None:
+        try:
+            ctx.load_cert_chain(setting.client_cert, setting.client_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(
+                f"cannot load client_cert {setting.client_cert!r}"
+                + (f" / client_key {setting.client_key!r}" if setting.client_key else "")
+                + f": {exc}"
+            ) from exc
+    # RFC 6125 section 6.4.4 / RFC 8310 section 8: subjectAltName only. Python leaves
+    # OpenSSL's fallback to the subject CN on (for a certificate with no SAN).
+    ctx.hostname_checks_common_name = False
+    if setting.verify:
+        assert setting.ca_file is not None
+        try:
+            ctx.load_verify_locations(cafile=setting.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"cannot load ca_file {setting.ca_file!r}: {exc}") from exc
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.check_hostname = setting.check_hostname
+    else:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class TLSPolicy:
@@ -275,43 +337,38 @@ class TLSPolicy:
         try:
             ipaddress.ip_address(sni)
         except ValueError:
-            return sni.rstrip(".").lower()
-        raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+            name = sni.rstrip(".").lower()
+        else:
+            raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+        try:  # as the ssl module will encode it, so that it cannot fail at query time
+            encoded = name.encode("idna")
+        except UnicodeError as exc:
+            raise ValueError(f"sni is not a valid host name ({exc}): {sni[:70]!r}") from exc
+        if len(encoded) > 253:
+            raise ValueError(f"sni is longer than a host name can be: {sni[:70]!r}...")
+        return name
 
     def _base_context(self, verify: bool) -> ssl.SSLContext:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.set_ciphers(TLS12_CIPHERS)
-        ctx.set_alpn_protocols(["dot"])  # RFC 7858 section 3.2 / IANA ALPN "dot"
-        _log_keys(ctx)
-        if self.client_cert is not None:
-            try:
-                ctx.load_cert_chain(self.client_cert, self.client_key)
-            except (OSError, ssl.SSLError) as exc:
-                raise ValueError(
-                    f"cannot load client_cert {self.client_cert!r}"
-                    + (f" / client_key {self.client_key!r}" if self.client_key else "")
-                    + f": {exc}"
-                ) from exc
-        # RFC 6125 section 6.4.4 / RFC 8310 section 8: subjectAltName only. Python leaves
-        # OpenSSL's fallback to the subject CN on (for a certificate with no SAN).
-        ctx.hostname_checks_common_name = False
         if verify:
-            if self.ca_file is not None:
-                try:
-                    ctx.load_verify_locations(cafile=self.ca_file)
-                except (OSError, ssl.SSLError) as exc:
-                    raise ValueError(f"cannot load ca_file {self.ca_file!r}: {exc}") from exc
-            else:
+            ca_file = self.ca_file
+            if ca_file is None:
                 import certifi
 
-                ctx.load_verify_locations(cafile=certifi.where())
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.check_hostname = self.wrap_hostname == self.verify_name
+                ca_file = certifi.where()
         else:
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-        return ctx
+            ca_file = None
+        return _context(
+            _Setting(
+                ca_file,
+                _stamp(ca_file) if ca_file is not None else None,
+                verify,
+                verify and self.wrap_hostname == self.verify_name,
+                self.client_cert,
+                self.client_key,
+                _stamp(self.client_cert) if self.client_cert is not None else None,
+                _keylog_file(),
+            )
+        )
 
     def attempts(self) -> list[Attempt]:
         """The attempts to make, in order; later ones only after authentication failed."""

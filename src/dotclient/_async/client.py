@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import os
 import ssl
 import time
 from collections.abc import Callable, Iterable
@@ -116,13 +117,6 @@ class _NotSent(ConnectionLost):
     """The connection was gone before the query could be written."""
 
 
-def _public(exc: ConnectionLost) -> ConnectionLost:
-    """The error a caller sees: the private subclasses above steer resends only."""
-    if type(exc) is ConnectionLost:
-        return exc
-    return ConnectionLost(str(exc), server=exc.server)
-
-
 class AsyncConnection:
     """One authenticated TLS connection to a DoT server, shared by pipelined queries.
 
@@ -167,6 +161,8 @@ class AsyncConnection:
         #: Takes no new queries; closes when the last one finishes.
         self.retired = False
         self.closed = False
+        #: A write ended unfinished (timeout, interruption): it takes no new queries.
+        self.torn = False
         #: Answers that came for queries sent while another was unanswered.
         self.pipelined_answers = 0
         self.session_saved = False
@@ -242,16 +238,23 @@ class AsyncConnection:
         return self.pipelined_answers >= _PIPELINING_PROOF
 
     @property
+    def has_ids(self) -> bool:
+        """A query ID is left for one more query: those of the queries assigned and
+        those abandoned (kept until the connection closes) do not fill the 16 bits."""
+        protocol = self.protocol
+        return self.reserved + protocol.abandoned < protocol.QUERY_IDS
+
+    @property
     def usable(self) -> bool:
         """Open and not retired: it may take new queries."""
-        return not (self.retired or self.closed or self.protocol.closed)
+        return not (self.retired or self.closed or self.torn or self.protocol.closed)
 
     async def send(self, request: Request, deadline: float) -> int:
         """Register ``request`` under a fresh ID and write it; return the ID, for
         :meth:`wait`. Raises :class:`_NotSent` if the connection was gone first."""
         protocol = self.protocol
         with self._mutex:
-            if self._broken is not None or protocol.closed:
+            if self._broken is not None or protocol.closed or self.torn:
                 raise _NotSent(f"the connection to {self.server} had closed")
             if isinstance(request, dns.message.Message):
                 qid, data = protocol.send_query(request)
@@ -267,7 +270,13 @@ class AsyncConnection:
             if not await self._write_lock.acquire(remaining(deadline, self.server)):
                 raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
             try:
-                await self.stream.write(data, remaining(deadline, self.server))
+                left = remaining(deadline, self.server)
+                try:
+                    await self.stream.write(data, left)
+                except BaseException:
+                    # Maybe stopped inside a TLS record, which no other data may follow.
+                    self.torn = True
+                    raise
             finally:
                 self._write_lock.release()
         except ConnectionLost as exc:
@@ -292,17 +301,24 @@ class AsyncConnection:
         self._sent_at.pop(qid, None)
         self._behind.discard(qid)
         self.protocol.abandon(qid)
+        self._trim_order()
         if not self._reading:
             for event in self._waiters.values():
                 event.set()
                 break
 
+    def _trim_order(self) -> None:
+        """Drop the answered or given-up queries at the head of ``_order``, so that it
+        holds no more than the span of the oldest unanswered query."""
+        order, sent_at = self._order, self._sent_at
+        while order and order[0] not in sent_at:
+            order.popleft()
+
     def _stall_deadline(self) -> float | None:
         """When silence means the server dropped the queries pipelined behind an
         answered one: only once some answer has come after they were sent."""
+        self._trim_order()
         order, sent_at = self._order, self._sent_at
-        while order and order[0] not in sent_at:  # answered or given up: drop lazily
-            order.popleft()
         if not order or self.last_answer <= sent_at[order[0]]:
             return None
         return self.last_data + _STALL
@@ -478,12 +494,19 @@ class AsyncServerPool:
         self._per_connection_until = 0.0
         self._last_close: int | None = None
         self._session: SavedSession | None = None
+        # Where to read the next session from, when a connection is made with it: the
+        # attempt, a reader of the session of the connection that made it, its TLSInfo.
+        self._session_source: tuple[int, Callable[[], ssl.SSLSession | None], TLSInfo] | None
+        self._session_source = None
         #: Connections opened to this server, and responses it delivered.
         self.opened = 0
         self.responses = 0
         self.closed = False
         # Connections whose close was started and not waited for.
         self._closing: set[AsyncConnection] = set()
+        # The process the connections belong to (see _after_fork).
+        self._pid = os.getpid()
+        self._connect_job: backend.Background[AsyncConnection] | None = None
 
     @property
     def open_connections(self) -> int:
@@ -531,8 +554,8 @@ class AsyncServerPool:
                 self._retire(connection)
                 self._stalled(connection)
                 stalls += 1
-                if stalls > _MAX_SENDS:
-                    raise _public(exc) from exc.__cause__
+                if self.closed or stalls > _MAX_SENDS:
+                    raise self._lost(exc) from exc
                 # Not counted as a send: after two stalls the client stops pipelining
                 # to this server, and then no query can stall behind another.
                 sends -= 1
@@ -550,7 +573,10 @@ class AsyncServerPool:
                 # query, or on everything before any answer, is failing, and pays.
                 reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
                 cut = connection.assigned > 1 and (self.responses > 0 or reset)
-                if not self.closed and (isinstance(exc, _NotSent) or progress or cut):
+                # Not written: free, unless the server closed a new connection at once,
+                # before any answer (as if it had been written, and then closed).
+                unsent = isinstance(exc, _NotSent) and (connection.closed or progress)
+                if not self.closed and (unsent or progress or cut):
                     # Never written; or lost while the server was answering others (on
                     # this connection, or on another since this query went out); or cut
                     # as above. The server's doing, so not counted as a failed send.
@@ -561,7 +587,9 @@ class AsyncServerPool:
                     if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
-                    raise _public(exc) from exc.__cause__
+                    if not self.closed and not isinstance(exc, _NotSent):
+                        raise
+                    raise self._lost(exc) from exc
                 # The server closed the connection (idle timeout, restart, a limit on
                 # queries per connection): that says nothing about this query, so it
                 # goes out again on a new connection, within its own deadline.
@@ -585,6 +613,12 @@ class AsyncServerPool:
                 self._release(connection)
             return answer, connection.tls, connection.peer
 
+    def _lost(self, exc: ConnectionLost) -> ConnectionLost:
+        """What a query lost with its connection raises instead of ``exc``, one of the
+        private ``_Stalled`` or ``_NotSent``, or any when the client was closed."""
+        reason = "the client was closed" if self.closed else str(exc)
+        return ConnectionLost(reason, server=self.server)
+
     def _count_resend(self) -> None:
         with self._mutex:
             self._stats.resent += 1
@@ -602,9 +636,17 @@ class AsyncServerPool:
             with self._mutex:
                 if self.closed:
                     raise ConnectionLost("the client was closed", server=server)
+                if self._pid != os.getpid():
+                    self._after_fork()
+                if self._pool and not self._pool[0].stream.usable_here():
+                    self._other_loop()
                 best: AsyncConnection | None = None
-                for connection in self._pool:
-                    if connection.reserved < self.limit and connection.usable:
+                for connection in list(self._pool):
+                    if not connection.reserved and connection.stream.flooded:
+                        self._drop_flooded(connection)
+                        continue
+                    room = connection.reserved < self.limit and connection.has_ids
+                    if room and connection.usable:
                         if best is None or connection.reserved < best.reserved:
                             best = connection
                 if best is not None:
@@ -618,12 +660,13 @@ class AsyncServerPool:
                     self._slot_waiters.append(waiter)
                     failures = self._connect_failures
             if waiter is not None:
-                if not await waiter.wait(remaining(deadline, server, "a free connection")):
-                    with self._mutex:
-                        try:
-                            self._slot_waiters.remove(waiter)
-                        except ValueError:  # woken just as it timed out: pass it on
-                            self._wake_slot()
+                try:
+                    woken = await waiter.wait(remaining(deadline, server, "a free connection"))
+                except BaseException:  # cancelled, interrupted, or no time left
+                    self._drop_waiter(waiter)
+                    raise
+                if not woken:
+                    self._drop_waiter(waiter)
                     raise Timeout(
                         f"timed out waiting for a free connection to {server}", server=server
                     )
@@ -635,46 +678,107 @@ class AsyncServerPool:
                 continue
             began = time.monotonic()
             connect_by = deadline if share is None else min(deadline, began + share)
-            try:
-                connection = await AsyncConnection.connect(
-                    self._config,
-                    self._policy,
-                    connect_by,
-                    self._mutex,
-                    self._session,
-                    self._resolver,
-                )
-            except BaseException as exc:
-                with self._mutex:
-                    self._connecting = False
-                    if isinstance(exc, DoTError):
-                        self._connect_failures += 1
-                        self._connect_error = exc
-                        while self._slot_waiters:
-                            self._wake_slot()
-                    else:
-                        self._wake_slot()
-                raise
+            # In a job of its own: if this caller is cancelled, the connect goes on for
+            # the callers waiting on it (and the room it took for this one is freed).
+            self._connect_job = job = backend.Background(self._open(connect_by))
+            connection = await job.result(lambda: bool(self._slot_waiters), self._release)
+            return connection, began
+
+    async def _open(self, connect_by: float) -> AsyncConnection:
+        """Connect for the pool (``_connecting`` is set), and take room for one query
+        on the new connection."""
+        server = self.server
+        try:
+            connection = await AsyncConnection.connect(
+                self._config,
+                self._policy,
+                connect_by,
+                self._mutex,
+                self._saved_session(),
+                self._resolver,
+            )
+        except BaseException as exc:
             with self._mutex:
                 self._connecting = False
-                self.opened += 1
-                self.address = connection.stream.address
-                self._stats.connections_opened += 1
-                if connection.tls.resumed:
-                    self._stats.sessions_resumed += 1
-                if self.closed:
-                    closed = True
-                else:
-                    closed = False
-                    self._pool.append(connection)
-                    self._assign(connection)
-                    # The new connection has room for more than this query.
-                    for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                if isinstance(exc, DoTError):
+                    self._connect_failures += 1
+                    self._connect_error = exc
+                    while self._slot_waiters:
                         self._wake_slot()
-            if closed:
-                await connection.aclose()
-                raise ConnectionLost("the client was closed", server=server)
-            return connection, began
+                else:
+                    self._wake_slot()
+            raise
+        with self._mutex:
+            self._connecting = False
+            self.opened += 1
+            self.address = connection.stream.address
+            self._stats.connections_opened += 1
+            if connection.tls.resumed:
+                self._stats.sessions_resumed += 1
+            if self.closed:
+                closed = True
+            else:
+                closed = False
+                self._pool.append(connection)
+                self._assign(connection)
+                # The new connection has room for more than this query.
+                for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                    self._wake_slot()
+        if closed:
+            await connection.aclose()
+            raise ConnectionLost("the client was closed", server=server)
+        return connection
+
+    def _after_fork(self) -> None:
+        """In a child of ``os.fork()`` (under the mutex): the connections are the
+        parent's, which goes on using them; a write or read here would break their TLS
+        state for both (BAD_RECORD_MAC). Forget them, with no I/O, and start afresh."""
+        self._pid = os.getpid()
+        self._let_go(fork=True)
+        self._session = None  # a ticket is for one client: the parent may use it again
+        self._session_source = None
+
+    def _drop_flooded(self, connection: AsyncConnection) -> None:
+        """Close an idle connection (under the mutex) that the server sent more than
+        the backend buffers while nobody asked for anything: what it sends is not
+        answers to us."""
+        connection.closed = True
+        self._unpool(connection)
+        if connection.timer is not None:
+            connection.timer.cancel()
+            connection.timer = None
+        self._closing_add(connection)
+        connection.stream.close_nowait()
+
+    def _other_loop(self) -> None:
+        """A query from another event loop than the connections' (under the mutex):
+        with theirs closed (``asyncio.run()`` called again), let them go with no I/O
+        and start afresh; with theirs still running, refuse at once."""
+        if not all(c.stream.orphaned for c in self._pool):
+            raise DoTError(
+                f"this client's connections to {self.server} belong to another event loop, "
+                "which is still running: use one client per event loop",
+                server=self.server,
+            )
+        self._let_go(fork=False)
+
+    def _let_go(self, fork: bool) -> None:
+        """Drop every connection, with no I/O on it (under the mutex), and what waited
+        on them: the callers of another process or a closed event loop."""
+        for connection in [*self._pool, *self._closing]:
+            connection.closed = True
+            if connection.timer is not None:
+                connection.timer.cancel()
+                connection.timer = None
+            if fork:
+                connection.stream.forget()
+            else:
+                connection.stream.release()
+        self._pool = []
+        self._closing = set()
+        self._slot_waiters.clear()
+        self._connecting = False
+        self._connect_job = None
 
     def _assign(self, connection: AsyncConnection) -> None:
         """Count one more query on ``connection`` (under the mutex)."""
@@ -731,6 +835,16 @@ class AsyncServerPool:
         if self._slot_waiters:
             self._slot_waiters.popleft().set()
 
+    def _drop_waiter(self, waiter: backend.Event) -> None:
+        """A caller stops waiting for room (timeout, cancellation): take its wake-up
+        call out of the queue, or pass it on if it came already, so that no room is
+        ever handed to a caller that left while live ones wait."""
+        with self._mutex:
+            try:
+                self._slot_waiters.remove(waiter)
+            except ValueError:  # woken just as it left
+                self._wake_slot()
+
     def _retire(self, connection: AsyncConnection) -> None:
         """Send no more queries on ``connection``; it closes when its last one ends."""
         with self._mutex:
@@ -743,7 +857,16 @@ class AsyncServerPool:
             if not connection.reserved:
                 self._draining.discard(connection)
             self._wake_slot()
-            if connection.protocol.abandoned >= _MAX_ABANDONED or connection.protocol.closed:
+            protocol = connection.protocol
+            if (
+                protocol.abandoned >= _MAX_ABANDONED
+                # Abandoned IDs are never handed out again on their connection: one left
+                # with fewer free IDs than a full load is retired, so a new one may open
+                # (with max_connections=1, nothing else could take the queries).
+                or protocol.QUERY_IDS - protocol.abandoned < self.limit
+                or protocol.closed
+                or connection.torn
+            ):
                 self._unpool(connection)
             close = connection.reserved == 0 and connection.retired and not connection.closed
             if close:
@@ -800,18 +923,31 @@ class AsyncServerPool:
             if connection.pipelined and self.pipelining is None:
                 self.pipelining = True
             # A resumed connection's session is the one saved; reading a session out of
-            # the ssl module costs a serialisation round trip (~0.4 ms), so only a full
-            # handshake (the first, or one whose ticket the server refused) is read.
+            # the ssl module costs a serialisation round trip (~0.4 ms), and ~6 KB that
+            # CPython 3.11/3.12 never free (gh-116810), so only a full handshake's (the
+            # first, or one whose ticket the server refused) is read, and only when a
+            # connection is made with it (_saved_session): a one-shot never reads it.
             if self._config.resumption and not (
                 connection.session_saved or connection.tls.resumed
             ):
                 connection.session_saved = True
-                session = connection.stream.ssl_object.session
-                if session is not None and (session.has_ticket or session.id):
-                    self._session = SavedSession(connection.attempt, session, connection.tls)
+                reader = connection.stream.session_reader()
+                self._session_source = (connection.attempt, reader, connection.tls)
             if connection.protocol.keepalive_timeout == 0 and not connection.retired:
                 # RFC 7828 section 3.2.2: a timeout of 0 asks the client to close soon.
                 self._unpool(connection)
+
+    def _saved_session(self) -> SavedSession | None:
+        """The session to offer on the connection about to be made: read now, from the
+        last full handshake, if it came after the session saved."""
+        with self._mutex:
+            source, self._session_source = self._session_source, None
+            if source is not None:
+                attempt, read, tls = source
+                session = read()
+                if session is not None and (session.has_ticket or session.id):
+                    self._session = SavedSession(attempt, session, tls)
+            return self._session
 
     def _stalled(self, connection: AsyncConnection) -> None:
         """``connection`` stalled with pipelined queries unanswered. Once may be a slow
@@ -845,11 +981,16 @@ class AsyncServerPool:
             for connection in pool:
                 connection.closed = True  # by us: nothing to learn from (_server_closed)
                 self._unpool(connection)
+                if connection.timer is not None:
+                    connection.timer.cancel()
+                    connection.timer = None
         for connection in pool:
             await connection.aclose()
 
     async def aclose(self) -> None:
         """Close the connections, and wait for those whose close was under way."""
+        if self._connect_job is not None:  # a connect whose caller left
+            await self._connect_job.aclose()
         await self.close_connections()
         with self._mutex:
             closing, self._closing = self._closing, set()
@@ -1119,8 +1260,13 @@ class AsyncClient:
         starts. ``on_result(index, outcome)`` is called as each one completes (for
         progress reports), in completion order.
         """
-        names = list(names)
+        if isinstance(names, (str, bytes, dns.name.Name)):
+            raise TypeError("resolve_many takes an iterable of names, not one name")
         config = self._config
+        # The options once, up front: a bad one is the caller's error, not each name's.
+        config.question(".", rdtype, rdclass, dnssec)
+        config.deadline(timeout)
+        names = list(names)
         results: list[Response | Exception | None] = [None] * len(names)
         position = iter(range(len(names)))
         take = backend.Mutex()

@@ -9,12 +9,13 @@ which matters when many pipelined answers arrive in one segment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from .. import _proxy
 from .._exceptions import ConnectError, DoTError, Timeout, map_io_errors
@@ -35,6 +36,7 @@ from . import (
 __all__ = [
     "AsyncLock",
     "AsyncStream",
+    "Background",
     "Event",
     "Mutex",
     "call_later",
@@ -43,11 +45,18 @@ __all__ = [
     "sleep",
 ]
 
+T = TypeVar("T")
+
 # Python 3.11's TLS transport encrypts each item of writelines() as its own record and
 # sends them in one system call; 3.10's joins the items into one record first.
 _WRITELINES_KEEPS_RECORDS = sys.version_info >= (3, 11)
 # How long closing may wait for the peer's close_notify before the transport is aborted.
 _CLOSE_TIMEOUT = 1.0
+# Octets received and not read yet above which the transport stops reading (the rest
+# waits in the kernel, and then at the server), and below which it reads again: a peer
+# streaming data nobody reads cannot make the buffer grow without bound.
+_HIGH_WATER = 256 * 1024
+_LOW_WATER = 64 * 1024
 
 
 def _expire(future: asyncio.Future[bool]) -> None:
@@ -79,6 +88,8 @@ class _StreamProtocol(asyncio.Protocol):
         self.error: BaseException | None = None
         self.reader: asyncio.Future[bool] | None = None
         self.paused = False
+        #: Reading is paused: the buffer is above _HIGH_WATER (see data_received).
+        self.reading_paused = False
         self.writers: list[asyncio.Future[bool]] = []
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -103,6 +114,10 @@ class _StreamProtocol(asyncio.Protocol):
         # holds each further answer until our ACK, and a delayed one takes ~40 ms.
         quickack(self.socket)
         self.buffer += data
+        if len(self.buffer) > _HIGH_WATER and not self.reading_paused:
+            assert self.transport is not None
+            self.reading_paused = True
+            self.transport.pause_reading()
         self._wake_reader()
 
     def eof_received(self) -> bool:
@@ -138,6 +153,40 @@ class AsyncStream:
         self._pending: list[bytes] = []
         #: The address connected to (through a proxy: what the proxy was asked for).
         self.address: str | None = None
+        #: The event loop the connection belongs to: it alone may do its I/O.
+        self._loop = asyncio.get_running_loop()
+
+    def usable_here(self) -> bool:
+        """The running event loop is the one this connection belongs to."""
+        return asyncio.get_running_loop() is self._loop
+
+    @property
+    def flooded(self) -> bool:
+        """More than the high-water mark came and waits unread (reading is paused)."""
+        return self._protocol.reading_paused
+
+    @property
+    def orphaned(self) -> bool:
+        """The event loop this connection belongs to is closed: no I/O can be done on
+        it any more, only :meth:`release`."""
+        return self._loop.is_closed()
+
+    def release(self) -> None:
+        """Let go of a connection whose event loop is closed, with no I/O: its socket
+        is closed and its transports are marked closed (asyncio has no public way to
+        do it without running the loop, whence the guarded private calls)."""
+        # Each call marks the transport closed, then fails ("Event loop is closed")
+        # where it would schedule I/O; close() first, as 3.10's abort() fails before.
+        with contextlib.suppress(RuntimeError):
+            self._transport.close()
+        with contextlib.suppress(RuntimeError):
+            self._transport.abort()
+        inner = getattr(getattr(self._transport, "_ssl_protocol", None), "_transport", None)
+        lost = getattr(inner, "_call_connection_lost", None)
+        if lost is not None:
+            with contextlib.suppress(RuntimeError):
+                lost(None)  # closes the socket, then fails to schedule the callbacks
+        self.forget()
 
     async def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
@@ -155,6 +204,10 @@ class AsyncStream:
         if buffer:
             data = bytes(buffer[:max_bytes])
             del buffer[:max_bytes]
+            if protocol.reading_paused and len(buffer) <= _LOW_WATER:
+                protocol.reading_paused = False
+                if not self._transport.is_closing():
+                    self._transport.resume_reading()
             return data
         if protocol.error is not None:
             with map_io_errors("receive", self._server):
@@ -209,17 +262,45 @@ class AsyncStream:
         is aborted if the peer has not finished the close a second later, and
         :meth:`aclose` still waits for the close to be done."""
         transport = self._transport
+        if not self.usable_here():  # another loop's: never touch it from here
+            if self.orphaned:
+                self.release()
+            else:
+                self._loop.call_soon_threadsafe(self.close_nowait)
+            return
         if not transport.is_closing():
             transport.close()
             asyncio.get_running_loop().call_later(_CLOSE_TIMEOUT, self._abort_if_open)
+
+    def session_reader(self) -> Callable[[], ssl.SSLSession | None]:
+        """A function that reads this connection's TLS session when called, also after
+        the connection closed."""
+        ssl_object = self.ssl_object
+        return lambda: ssl_object.session
+
+    def forget(self) -> None:
+        """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
+        process that made it goes on using it): the descriptor is released, with no
+        TLS close_notify; the parent's event loop is not run here."""
+        sock = getattr(self._socket, "_sock", None)  # asyncio's TransportSocket wraps it
+        if sock is not None:
+            try:
+                sock.close()
+            except OSError:  # pragma: no cover
+                pass
 
     def _abort_if_open(self) -> None:
         if not self._protocol.closed.done():
             self._transport.abort()
 
     async def aclose(self) -> None:
-        """Close the connection; never raises, never waits more than a second."""
+        """Close the connection; never raises, never waits more than a second. From
+        another event loop than its own, the close is left to its loop (or, if that is
+        closed, the connection released), and not waited for."""
         transport = self._transport
+        if not self.usable_here():
+            self.close_nowait()
+            return
         if not transport.is_closing():
             transport.close()
         try:
@@ -245,9 +326,9 @@ async def open_tls_stream(
 
     ``server_hostname`` is sent as SNI and, if the context checks host names, verified;
     None sends no SNI. ``session`` offers an earlier session of ``context`` for
-    resumption. asyncio has no parameter for it, so the context's ``wrap_bio`` is
-    shadowed for the duration of the connect: callers must not connect with the same
-    context concurrently while passing a session (the clients connect one at a time).
+    resumption: asyncio has no parameter for it, so asyncio is handed a stand-in for
+    the context whose ``wrap_bio`` adds it (the context itself is shared by clients
+    that may connect at the same time, and is left alone).
     ``route`` says where from and through what (:class:`Route`); ``addresses`` are the
     server's, already resolved (``bootstrap=``), else its name is looked up with the
     system resolver. Several addresses race (RFC 8305). ``fast_open`` asks for TCP Fast
@@ -256,25 +337,12 @@ async def open_tls_stream(
     if timeout <= 0:
         raise Timeout(f"no time left to connect to {server}", server=server)
     deadline = time.monotonic() + timeout
-    if session is not None:
-        wrap_bio = type(context).wrap_bio
-
-        def wrap_with_session(*args: Any, **kwargs: Any) -> ssl.SSLObject:
-            kwargs["session"] = session
-            return wrap_bio(context, *args, **kwargs)
-
-        context.wrap_bio = wrap_with_session  # type: ignore[method-assign]
-    try:
-        if route.proxy is not None:
-            return await _through_proxy(
-                server, context, server_hostname, route, addresses, deadline
-            )
-        if addresses is None:
-            addresses = await _resolve(server, timeout)
-        return await _race(server, context, server_hostname, route, addresses, deadline, fast_open)
-    finally:
-        if session is not None:
-            del context.wrap_bio
+    offered: Any = context if session is None else _WithSession(context, session)
+    if route.proxy is not None:
+        return await _through_proxy(server, offered, server_hostname, route, addresses, deadline)
+    if addresses is None:
+        addresses = await _resolve(server, timeout)
+    return await _race(server, offered, server_hostname, route, addresses, deadline, fast_open)
 
 
 async def _resolve(server: Server, timeout: float) -> list[AddrInfo]:
@@ -493,6 +561,22 @@ async def _through_proxy(
     raise race_failure(server, errors)
 
 
+class _WithSession:
+    """An SSLContext, but every SSLObject it makes offers ``session`` (asyncio's
+    TLS layer only calls ``wrap_bio`` on the context it is given)."""
+
+    def __init__(self, context: ssl.SSLContext, session: ssl.SSLSession) -> None:
+        self._context = context
+        self._session = session
+
+    def wrap_bio(self, *args: Any, **kwargs: Any) -> ssl.SSLObject:
+        kwargs["session"] = self._session
+        return self._context.wrap_bio(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 class AsyncLock:
     """A lock whose acquisition is bounded by a timeout."""
 
@@ -557,6 +641,45 @@ class Event:
             return await _wait(self._future, timeout)
         finally:
             self._future = None
+
+
+class Background(Generic[T]):
+    """Work started by one caller for several (a connect the pool's other callers wait
+    on): it runs in a task of its own, so cancelling the caller that started it does
+    not cancel it for the others."""
+
+    __slots__ = ("_orphaned", "_task")
+
+    def __init__(self, work: Coroutine[Any, Any, T]) -> None:
+        self._task = asyncio.ensure_future(work)
+        self._orphaned = False
+
+    async def result(self, keep: Callable[[], bool], orphan: Callable[[T], None]) -> T:
+        """The work's result. If the caller is cancelled meanwhile, the work runs on
+        when ``keep()`` says others wait for it, and its result goes to ``orphan``
+        (a failure is dropped: the work cleans up after itself); else it is
+        cancelled too."""
+        task = self._task
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            self._orphaned = True
+            if not task.done() and not keep():
+                task.cancel()
+            task.add_done_callback(lambda done: _adopt(done, orphan))
+            raise
+
+    async def aclose(self) -> None:
+        """Cancel the work if its caller left and it still runs, and wait for it."""
+        task = self._task
+        if self._orphaned and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            task.cancel()
+            await asyncio.wait([task])
+
+
+def _adopt(task: asyncio.Task[T], orphan: Callable[[T], None]) -> None:
+    if not task.cancelled() and task.exception() is None:  # retrieves a failure
+        orphan(task.result())
 
 
 class TimerHandle:

@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .. import _proxy
 from .._exceptions import ConnectError, ConnectionLost, DoTError, Timeout, map_io_errors
@@ -32,6 +32,7 @@ from . import (
 )
 
 __all__ = [
+    "Background",
     "Event",
     "Lock",
     "Mutex",
@@ -43,6 +44,7 @@ __all__ = [
 ]
 
 _AddrInfo = AddrInfo
+T = TypeVar("T")
 
 
 class SyncStream:
@@ -129,6 +131,41 @@ class SyncStream:
             raise ConnectionLost(
                 f"the connection to {self._server} was closed", server=self._server
             )
+
+    def usable_here(self) -> bool:
+        """Always (threads may share it); for the asyncio backend's twin."""
+        return True
+
+    @property
+    def flooded(self) -> bool:
+        """Never: unread data waits in the kernel; for the asyncio backend's twin."""
+        return False
+
+    @property
+    def orphaned(self) -> bool:
+        """Never; for the asyncio backend's twin."""
+        return False
+
+    def release(self) -> None:
+        """As :meth:`forget`; for the asyncio backend's twin."""
+        self.forget()
+
+    def session_reader(self) -> Callable[[], ssl.SSLSession | None]:
+        """A function that reads this connection's TLS session when called, also after
+        the connection closed (the ``ssl`` object is kept, not the socket)."""
+        sslobj = self._sock._sslobj  # type: ignore[attr-defined]  # close() drops it
+        return lambda: sslobj.session if sslobj is not None else None
+
+    def forget(self) -> None:
+        """Drop a connection inherited through ``os.fork()``, with no I/O on it (the
+        process that made it goes on using it): the descriptor is released, with no
+        shutdown and no TLS close_notify. The lock is not taken: a thread of the parent
+        may have held it at the fork."""
+        self._closed = True
+        try:
+            self._sock.close()
+        except OSError:  # pragma: no cover
+            pass
 
     def close_nowait(self) -> None:
         """Close at once (from a timer); never raises."""
@@ -526,6 +563,23 @@ class Event:
         return True
 
 
+class Background(Generic[T]):
+    """The blocking twin of the asyncio backend's: a thread cannot be cancelled, so
+    the work has run (in the caller's thread) by the time this is made."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: T) -> None:
+        self._value = value
+
+    def result(self, keep: Callable[[], bool], orphan: Callable[[T], None]) -> T:
+        """The work's result."""
+        return self._value
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
 class TimerHandle:
     """What :func:`call_later` returns: :meth:`cancel` stops the call."""
 
@@ -533,12 +587,15 @@ class TimerHandle:
 
     def __init__(self, when: float, callback: Callable[[], None]) -> None:
         self.when = when
-        self.callback = callback
+        self.callback: Callable[[], None] | None = callback
         self.cancelled = False
 
     def cancel(self) -> None:
-        """Cancel the call if it has not run."""
+        """Cancel the call if it has not run. The callback is let go at once: the
+        handle stays in the heap until its time, and must not keep a closed client
+        (its connections, configuration and SSLContext) alive until then."""
         self.cancelled = True
+        self.callback = None
 
     def __lt__(self, other: TimerHandle) -> bool:
         return self.when < other.when
@@ -552,6 +609,14 @@ class _Timers:
         self._heap: list[TimerHandle] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+
+    def after_fork(self) -> None:
+        """In a child of ``os.fork()``: the thread is gone, its lock may be held, and
+        the timers are the parent's (they would close the parent's connections).
+        Start afresh; the next timer starts a new thread."""
+        self._heap = []
+        self._cond = threading.Condition()
+        self._thread = None
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> TimerHandle:
         handle = TimerHandle(time.monotonic() + delay, callback)
@@ -574,9 +639,10 @@ class _Timers:
                     else:
                         self._cond.wait()
                 handle = heapq.heappop(self._heap)
-            if not handle.cancelled:
+            callback = handle.callback
+            if not handle.cancelled and callback is not None:
                 try:
-                    handle.callback()
+                    callback()
                 except Exception:  # pragma: no cover - a bug; keep the other timers alive
                     import traceback
 
@@ -584,6 +650,8 @@ class _Timers:
 
 
 _timers = _Timers()
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_timers.after_fork)
 
 
 def call_later(delay: float, callback: Callable[[], None]) -> TimerHandle:
