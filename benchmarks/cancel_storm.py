@@ -5,8 +5,8 @@
                                                        [--timeout 30] [--how cancel|wait_for]
 
 Starts Debian's unbound on 127.0.0.1 (dotclient.testing) and, in each round, starts
-``--queries`` ``resolve()`` tasks at once on one client with its default options (2
-connections of 100 queries: most tasks wait for room), lets every task run up to its
+``--queries`` ``resolve()`` tasks at once on one client with its default options (one
+connection of 100 queries: most tasks wait for room), lets every task run up to its
 first wait, then cancels every other one (``--how cancel``), or wraps every other one in
 ``asyncio.wait_for`` with a deadline that has already passed by the time it runs
 (``--how wait_for``). It checks that

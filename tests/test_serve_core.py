@@ -422,3 +422,16 @@ def test_config_file_carries_the_connection_options(tmp_path: Path) -> None:
     # The command line wins over the file.
     args = parser.parse_args(["--config", str(config), "--source", "127.0.0.3:5353"])
     assert client_options(_merge(args))["source_address"] == ("127.0.0.3", 5353)
+
+
+def test_the_stub_retries_a_failed_upstream_within_half_a_minute(tmp_path: Path) -> None:
+    """The library remembers a failed server for up to an hour (RFC 7858 section 3.1);
+    a stub that came up while its network was down must not SERVFAIL that long."""
+    import argparse
+
+    from dotclient._cli.serve import SERVE_MAX_BACKOFF, _settings, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = _settings(parser.parse_args(["--server", "127.0.0.1:8853#dot.test"]))
+    assert settings["client"]["max_backoff"] == SERVE_MAX_BACKOFF == 30.0

@@ -217,6 +217,7 @@ class _Setting:
     client_cert: str | None
     client_key: str | None
     cert_stamp: tuple[int, int] | None
+    key_stamp: tuple[int, int] | None
     keylog: str | None
 
 
@@ -366,6 +367,7 @@ class TLSPolicy:
                 self.client_cert,
                 self.client_key,
                 _stamp(self.client_cert) if self.client_cert is not None else None,
+                _stamp(self.client_key) if self.client_key is not None else None,
                 _keylog_file(),
             )
         )

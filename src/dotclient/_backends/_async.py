@@ -151,6 +151,8 @@ class AsyncStream:
         self.ssl_object: Any = transport.get_extra_info("ssl_object")
         self._socket: Any = transport.get_extra_info("socket")
         self._pending: list[bytes] = []
+        #: Never: writes are queued whole (the blocking twin's may stop in a record).
+        self.torn = False
         #: The address connected to (through a proxy: what the proxy was asked for).
         self.address: str | None = None
         #: The event loop the connection belongs to: it alone may do its I/O.

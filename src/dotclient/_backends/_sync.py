@@ -62,6 +62,8 @@ class SyncStream:
         self.ssl_object: Any = sock
         self._io = threading.Lock()
         self._closed = False
+        #: A write stopped inside a TLS record: no other data may follow on it.
+        self.torn = False
         #: The address connected to (through a proxy: what the proxy was asked for).
         self.address: str | None = None
         sock.setblocking(False)
@@ -104,22 +106,31 @@ class SyncStream:
                         want_write = True
 
     def write(self, data: bytes, timeout: float) -> None:
-        """Write all of ``data``."""
+        """Write all of ``data``. A write that fails after part of it went, or after
+        OpenSSL asked to retry (it then holds part of a record and takes only the same
+        bytes again), leaves the stream :attr:`torn`."""
         deadline = time.monotonic() + timeout
         sock = self._sock
         view = memoryview(data)
-        with map_io_errors("send", self._server):
-            while view:
-                with self._io:
-                    self._check_open()
-                    try:
-                        view = view[sock.send(view) :]
-                        continue
-                    except ssl.SSLWantWriteError:
-                        want_write = True
-                    except ssl.SSLWantReadError:
-                        want_write = False
-                self._wait(want_write, deadline, "send")
+        retried = False
+        try:
+            with map_io_errors("send", self._server):
+                while view:
+                    with self._io:
+                        self._check_open()
+                        try:
+                            view = view[sock.send(view) :]
+                            continue
+                        except ssl.SSLWantWriteError:
+                            want_write = True
+                        except ssl.SSLWantReadError:
+                            want_write = False
+                    retried = True
+                    self._wait(want_write, deadline, "send")
+        except BaseException:
+            if retried or len(view) < len(data):
+                self.torn = True
+            raise
 
     @property
     def closed(self) -> bool:

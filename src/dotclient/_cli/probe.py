@@ -42,6 +42,7 @@ import dns.rdatatype
 import dotclient
 
 from .. import _proxy
+from .._backends import ordered_addresses
 from .._exceptions import map_io_errors
 from .._route import make_route
 from .common import (
@@ -265,9 +266,13 @@ def _addresses(probe: Probe) -> list[tuple[str, int]]:
         resolver = client._resolver
         if resolver is not None:
             infos = resolver.addresses(server, time.monotonic() + probe.timeout)
-            return [(str(sockaddr[0]), server.port) for _, sockaddr in infos]
-    found = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
-    return [(str(info[4][0]), int(info[4][1])) for info in found]
+        else:
+            found = socket.getaddrinfo(server.host, server.port, type=socket.SOCK_STREAM)
+            infos = [(info[0], info[4]) for info in found]
+    # In the order the library tries them, and of --source's family only.
+    return [
+        (str(sockaddr[0]), server.port) for _, sockaddr in ordered_addresses(server, infos, route)
+    ]
 
 
 def _connect(probe: Probe, address: tuple[str, int]) -> socket.socket:
@@ -644,8 +649,12 @@ def _one_record(probe: Probe, address: tuple[str, int], auth_name: str | None) -
     this is reported, not judged."""
     try:
         ids, answered = _raw_queries(probe, address, auth_name, one_record=True)
-    except (OSError, ssl.SSLError) as exc:
-        error = _classified(exc, "receive", probe.server)
+    except (OSError, ssl.SSLError, dotclient.DoTError) as exc:
+        error = (
+            exc
+            if isinstance(exc, dotclient.DoTError)
+            else _classified(exc, "receive", probe.server)
+        )
         probe.report["one_record"] = {"sent": _ORDER_QUERIES, "error": str(error)}
         probe.add("queries in one record", describe(error), "info")
         return

@@ -129,6 +129,10 @@ def _specs(args: argparse.Namespace) -> list[str]:
     return specs
 
 
+#: Seconds at most between tries of an upstream that failed (see _settings).
+SERVE_MAX_BACKOFF = 30.0
+
+
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     try:
         args = _merge(args)
@@ -148,6 +152,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError(PROMETHEUS_MISSING)
     options = client_options(args)
     options["strategy"] = args.strategy
+    # A stub runs for days and answers for the whole machine: a server that failed is
+    # tried again within half a minute, not remembered for the library's hour (which
+    # suits a program that asks now and then), so that a network that comes back
+    # serves answers again at once rather than SERVFAILs.
+    options["max_backoff"] = SERVE_MAX_BACKOFF
     if args.server_timeout is not None:
         if args.server_timeout <= 0:
             raise UsageError(f"--server-timeout must be positive, not {args.server_timeout}")

@@ -162,7 +162,6 @@ class Connection:
         self.retired = False
         self.closed = False
         #: A write ended unfinished (timeout, interruption): it takes no new queries.
-        self.torn = False
         #: Answers that came for queries sent while another was unanswered.
         self.pipelined_answers = 0
         self.session_saved = False
@@ -245,6 +244,12 @@ class Connection:
         return self.reserved + protocol.abandoned < protocol.QUERY_IDS
 
     @property
+    def torn(self) -> bool:
+        """A write stopped inside a TLS record, which no other data may follow: the
+        connection takes no new query (the blocking backend; asyncio writes whole)."""
+        return bool(self.stream.torn)
+
+    @property
     def usable(self) -> bool:
         """Open and not retired: it may take new queries."""
         return not (self.retired or self.closed or self.torn or self.protocol.closed)
@@ -271,12 +276,7 @@ class Connection:
                 raise Timeout(f"timed out sending the query to {self.server}", server=self.server)
             try:
                 left = remaining(deadline, self.server)
-                try:
-                    self.stream.write(data, left)
-                except BaseException:
-                    # Maybe stopped inside a TLS record, which no other data may follow.
-                    self.torn = True
-                    raise
+                self.stream.write(data, left)
             finally:
                 self._write_lock.release()
         except ConnectionLost as exc:
@@ -765,7 +765,7 @@ class ServerPool:
     def _let_go(self, fork: bool) -> None:
         """Drop every connection, with no I/O on it (under the mutex), and what waited
         on them: the callers of another process or a closed event loop."""
-        for connection in [*self._pool, *self._closing]:
+        for connection in [*self._pool, *self._closing, *self._draining]:
             connection.closed = True
             if connection.timer is not None:
                 connection.timer.cancel()
@@ -776,6 +776,7 @@ class ServerPool:
                 connection.stream.release()
         self._pool = []
         self._closing = set()
+        self._draining = set()
         self._slot_waiters.clear()
         self._connecting = False
         self._connect_job = None
@@ -977,7 +978,9 @@ class ServerPool:
         """Close every connection now (queries in flight on them fail over to new
         ones)."""
         with self._mutex:
-            pool = list(self._pool)
+            # Retired connections still finishing queries too: "every connection".
+            pool = [*self._pool, *(c for c in self._draining if not c.closed)]
+            self._draining = set()
             for connection in pool:
                 connection.closed = True  # by us: nothing to learn from (_server_closed)
                 self._unpool(connection)
@@ -1449,6 +1452,7 @@ def resolve(
     proxy: str | None = None,
     happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
     bootstrap: Iterable[ServerSpec] | None = None,
+    fast_open: bool = False,
 ) -> Response:
     """Resolve one name on a new connection, then close it.
 
@@ -1476,5 +1480,6 @@ def resolve(
         proxy=proxy,
         happy_eyeballs_delay=happy_eyeballs_delay,
         bootstrap=bootstrap,
+        fast_open=fast_open,
     ) as client:
         return client.resolve(name, rdtype, rdclass, dnssec=dnssec)
