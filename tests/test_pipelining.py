@@ -537,7 +537,8 @@ def test_closing_connections_under_queries_teaches_no_limit(
 
         outcomes = client.resolve_many(["a.example.test"] * 600, on_result=on_result)
         assert closes == [100, 250, 400]
-        assert all(isinstance(o, dotclient.Response) for o in outcomes)
+        failed = [o for o in outcomes if not isinstance(o, dotclient.Response)]
+        assert not failed, failed[:3]
         before = client.stats.connections_opened
         client.resolve_many(["a.example.test"] * 100)
         assert client.stats.connections_opened - before <= 1  # no per-connection limit
