@@ -35,7 +35,8 @@ import dns.rdatatype
 import dns.rrset
 
 import dotclient
-from dotclient._protocol import DoTProtocol, make_query
+from dotclient._protocol import DoTProtocol
+from dotclient._query import make_query
 from dotclient._response import Response
 
 A = dns.rdatatype.A

@@ -406,16 +406,14 @@ STAGES: list[tuple[str, str, str]] = [
     ("ipv6.py", "", "decode"),
     ("_protocol.py", "send_question", "build"),
     ("_protocol.py", "_allocate_id", "build"),
-    ("_protocol.py", "_template", "build"),
-    ("_protocol.py", "check_question", "build"),
-    ("_protocol.py", "_check_question", "build"),
+    ("_query.py", "", "build"),
     ("name.py", "", "build"),
     ("rdatatype.py", "", "build"),
     ("rdataclass.py", "", "build"),
     ("enum.py", "", "build"),
     ("random.py", "", "build"),
     ("secrets.py", "", "build"),
-    ("_protocol.py", "feed", "read"),
+    ("_framing.py", "", "read"),
     ("_protocol.py", "receive_data", "read"),
     ("_protocol.py", "", "match"),
     ("_async.py", "write", "write"),
@@ -430,9 +428,9 @@ STAGES: list[tuple[str, str, str]] = [
     ("~", "<method 'recv' of '_socket.socket' objects>", "read"),
     ("~", "<method 'recv_into' of '_socket.socket' objects>", "read"),
 ]
-# The byte-level walk of _protocol.py serves both the check on receipt (match) and the
+# The byte-level walk of _wire.py serves both the check on receipt (match) and the
 # lean read (decode): its time is split between them as _skim's calls are.
-WALK = {"_skim", "_walk_name", "_skip_name", "_rdata_ok", "_name_labels"}
+WALK = {"_skim", "_walk_name", "_skip_name", "_opt_options", "_rdata_ok", "_name_labels"}
 OVERHEAD = "Python overhead (asyncio, the client's bookkeeping, the caller)"
 
 
@@ -472,12 +470,12 @@ def profile(spec: str, ca_file: str, n: int) -> None:
     stages: dict[str, float] = {}
     decode_share = 0.5
     for (file, _, func), entry in stats.items():
-        if func == "_skim" and file.endswith("_protocol.py"):
+        if func == "_skim" and file.endswith("_wire.py"):
             callers = entry[4]
             calls = sum(c[0] for c in callers.values()) or 1
             decode_share = sum(c[0] for k, c in callers.items() if k[2] == "read_wire") / calls
     for (file, _, func), entry in stats.items():
-        if func in WALK and file.endswith("_protocol.py"):
+        if func in WALK and file.endswith("_wire.py"):
             stages["decode"] = stages.get("decode", 0.0) + entry[2] * decode_share
             stages["match"] = stages.get("match", 0.0) + entry[2] * (1 - decode_share)
             continue

@@ -52,7 +52,10 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from dotclient import ConnectionLost, ProtocolError, _protocol  # noqa: E402
-from dotclient._protocol import DoTProtocol, encode_frame, wire_summary  # noqa: E402
+from dotclient._framing import encode_frame  # noqa: E402
+from dotclient._protocol import DoTProtocol  # noqa: E402
+from dotclient._query import make_query  # noqa: E402
+from dotclient._wire import wire_summary  # noqa: E402
 
 __all__ = [
     "QUESTIONS",
@@ -162,7 +165,7 @@ def send_all(
             if use_lean:
                 qid, data = proto.send_question(qname, rdtype, 1, dnssec=dnssec)
             else:
-                query = _protocol.make_query(qname, rdtype, dnssec=dnssec)
+                query = make_query(qname, rdtype, dnssec=dnssec)
                 qid, data = proto.send_query(query)
             sent.append(Sent(qid, use_lean, qname, rdtype, data))
     return sent
@@ -466,7 +469,7 @@ def _render_canned(index: int, **shape: Any) -> bytes:
     # Cached: rendering with dnspython costs more than a run of the target, and there
     # are only about 9,000 shapes.
     name, rdtype, dnssec = QUESTIONS[index]
-    query = _protocol.make_query(name, rdtype, dnssec=dnssec)
+    query = make_query(name, rdtype, dnssec=dnssec)
     query.id = 0
     return respond(encode_frame(query.to_wire()), **shape)
 

@@ -36,13 +36,10 @@ from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from dotclient import ConnectionLost, ProtocolError
-from dotclient._protocol import (
-    DoTProtocol,
-    FrameDecoder,
-    encode_frame,
-    make_query,
-    wire_summary,
-)
+from dotclient._framing import FrameDecoder, encode_frame
+from dotclient._protocol import DoTProtocol
+from dotclient._query import make_query
+from dotclient._wire import wire_summary
 
 SCALE = max(1, int(os.environ.get("DOTCLIENT_FUZZ_SCALE", "1")))
 

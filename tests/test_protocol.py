@@ -23,14 +23,9 @@ from hypothesis import strategies as st
 
 import dotclient
 from dotclient import ConnectionLost, ProtocolError
-from dotclient._protocol import (
-    DEFAULT_PADDING_BLOCK,
-    DoTProtocol,
-    FrameDecoder,
-    encode_frame,
-    make_query,
-    render_query,
-)
+from dotclient._framing import FrameDecoder, encode_frame
+from dotclient._protocol import DoTProtocol
+from dotclient._query import DEFAULT_PADDING_BLOCK, make_query, render_query
 
 FAST = settings(max_examples=200, deadline=None)
 

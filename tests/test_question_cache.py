@@ -7,7 +7,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from dotclient._protocol import _QUESTIONS, _check_question, check_question
+from dotclient._query import _QUESTIONS, _check_question, check_question
 
 ASKED = [
     ("www.example.test", "A", "IN"),

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import dotclient
 from dotclient import RcodeError, Response, TLSInfo, parse_server
-from dotclient._protocol import wire_summary
+from dotclient._wire import wire_summary
 
 SERVER = parse_server("192.0.2.53#dot.test")
 TLS = TLSInfo(

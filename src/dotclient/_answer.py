@@ -2,7 +2,7 @@
 
 ``dns.message.from_wire`` builds every record, option and section of a message; a caller
 who wants the addresses of an answer needs a fraction of that. :func:`read_wire` walks the
-message once with the protocol core's structural walker (``_skim`` in strict mode, the
+message once with the structural walker of ``_wire.py`` (``_skim`` in strict mode, the
 same check that accepts answers on receipt) and keeps where the answer and authority
 records are; :class:`WireAnswer` then decodes only what is asked: the RCODE, flags and
 question, the answer section's RRsets, the RRset answering the question (CNAMEs
@@ -32,13 +32,13 @@ import dns.rdatatype
 import dns.rrset
 import dns.wire
 
-from ._protocol import (
+from ._framing import DNS_HEADER_SIZE
+from ._wire import (
     _A,
     _AAAA,
     _SOA,
     _U16,
     _U16U16,
-    DNS_HEADER_SIZE,
     _name_labels,
     _rcode,
     _Record,

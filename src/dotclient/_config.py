@@ -21,7 +21,7 @@ import dns.rdatatype
 from ._exceptions import Timeout
 from ._failover import STRATEGIES
 from ._happy import DEFAULT_ATTEMPT_DELAY
-from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
+from ._query import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
 from ._response import Response
 from ._route import make_route
 from ._server import Server, parse_server

@@ -13,9 +13,9 @@ import dns.rrset
 
 from ._answer import MAX_CNAME_CHAIN, WireAnswer, read_wire
 from ._exceptions import ProtocolError, RcodeError
-from ._protocol import wire_summary
 from ._server import Server
 from ._tls import TLSInfo
+from ._wire import wire_summary
 
 __all__ = ["Response"]
 
