@@ -13,7 +13,7 @@ import dns.message
 import dns.rrset
 
 import dotclient
-from dotclient._backends import _async
+from dotclient._backends import _async_stream
 from dotclient.testing import IssuedCert
 
 from fakeserver import FakeConnection, FakeServer, answer, frame
@@ -56,7 +56,7 @@ def test_an_idle_connection_flooded_by_the_server_stops_reading(
             protocol = connection.stream._protocol
             # The mark, plus what asyncio's TLS layer had decrypted when reading paused
             # (it hands over all it has: up to its own 256 KiB of incoming records).
-            bound = 2 * _async._HIGH_WATER + 65536
+            bound = 2 * _async_stream._HIGH_WATER + 65536
             deadline = time.monotonic() + 30
             # Before the fix the buffer took the whole flood (64 MB; 1.17 GB in 4 s
             # from a faster peer) and reading never paused.

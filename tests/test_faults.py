@@ -241,9 +241,9 @@ def test_a_connection_reset_before_the_handshake_leaks_no_socket(
 ) -> None:
     # A server killed with our connection in its accept queue resets it: the ssl
     # module's wrap_socket then raises without closing the SSLSocket it made.
-    from dotclient._backends import _sync
+    from dotclient._backends import _sync_connect
 
-    step = _sync._Attempt.step
+    step = _sync_connect._Attempt.step
     with socket.create_server(("127.0.0.1", 0)) as listener:
 
         def reset_then_step(attempt: Any, *args: Any) -> bool:
@@ -254,7 +254,7 @@ def test_a_connection_reset_before_the_handshake_leaks_no_socket(
                 time.sleep(0.05)
             return bool(step(attempt, *args))
 
-        monkeypatch.setattr(_sync._Attempt, "step", reset_then_step)
+        monkeypatch.setattr(_sync_connect._Attempt, "step", reset_then_step)
         spec = f"127.0.0.1:{listener.getsockname()[1]}#dot.test"
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ResourceWarning)

@@ -17,7 +17,7 @@ import dns.rrset
 import pytest
 
 import dotclient
-from dotclient._backends import _sync as _sync_backend
+from dotclient._backends import _sync_connect
 from dotclient._protocol import DoTProtocol
 from dotclient.testing import IssuedCert
 
@@ -213,13 +213,13 @@ def test_a_write_cut_inside_a_tls_record_retires_the_connection(
     # stalls inside its record however fast or slow the machine: with the kernel's
     # autotuned buffer, a loaded machine could time the writes out waiting for the
     # write lock before any of them filled the buffers, and nothing was cut.
-    attempt_init = _sync_backend._Attempt.__init__
+    attempt_init = _sync_connect._Attempt.__init__
 
     def small_send_buffer(self: Any, *args: Any, **kwargs: Any) -> None:
         attempt_init(self, *args, **kwargs)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
 
-    monkeypatch.setattr(_sync_backend._Attempt, "__init__", small_send_buffer)
+    monkeypatch.setattr(_sync_connect._Attempt, "__init__", small_send_buffer)
 
     def handler(conn: FakeConnection) -> None:
         if conn.server.connections > 1:

@@ -3,7 +3,10 @@
 ``_async.py`` and ``_sync.py`` offer the same names (``open_tls_stream``, a stream with
 ``read``/``write``/close, locks, ``Event``, ``call_later``, ``run_workers``,
 ``sleep``), so the client code in ``dotclient._async`` is written once and
-``dotclient._sync`` is generated from it by ``scripts/unasync.py``.
+``dotclient._sync`` is generated from it by ``scripts/unasync.py``. Each is a facade
+over its stream (``_async_stream.py``, ``_sync_stream.py``) and its connection set-up
+(``_async_connect.py``, ``_sync_connect.py``: the Happy Eyeballs race, the proxy, the
+handshake). What the two set-ups share, and that does no waiting, is here.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from .._exceptions import PLAIN_DNS_HINT, ConnectError, DoTError, Timeout
-from .._happy import AddrInfo, family_of, interleave
+from .._happy import AddrInfo, Race, family_of, interleave
 from .._proxy import Proxy
 from .._route import Route
 from .._server import Server
@@ -120,3 +124,83 @@ def race_failure(server: Server, errors: list[DoTError]) -> DoTError:
     if not errors:  # pragma: no cover - a race always has an attempt
         return ConnectError(f"cannot connect to {server}", server=server)
     return ConnectError("; ".join(str(e) for e in errors), server=server)
+
+
+def connect_deadline(server: Server, timeout: float) -> float:
+    """The monotonic time a connect must be done by; Timeout if there is no time left."""
+    if timeout <= 0:
+        raise Timeout(f"no time left to connect to {server}", server=server)
+    return time.monotonic() + timeout
+
+
+def literal_address(server: Server) -> list[AddrInfo] | None:
+    """The address of a server given by IP (no lookup needed), else None."""
+    if not server.is_ip:
+        return None
+    return [(family_of(server.host), (server.host, server.port))]
+
+
+def found_addresses(server: Server, infos: list[Any]) -> list[AddrInfo]:
+    """The ``(family, sockaddr)`` of ``socket.getaddrinfo`` results; ConnectError if
+    there are none."""
+    if not infos:
+        raise ConnectError(f"{server.host} has no address", server=server)
+    return [(info[0], info[4]) for info in infos]
+
+
+def prepare_socket(
+    sock: socket.socket, source: tuple[str, int] | None, try_fast_open: bool
+) -> bool:
+    """Make a new TCP socket ready for a connection attempt: non-blocking, TCP_NODELAY,
+    bound to ``source`` if given, and with TCP Fast Open if asked. Returns whether the
+    kernel took Fast Open. An ``OSError`` propagates; the caller closes the socket."""
+    sock.setblocking(False)
+    # Without TCP_NODELAY the query after the handshake waits on Nagle and delayed ACKs
+    # (tens of ms per connection).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if source is not None:
+        sock.bind(source)
+    # The ClientHello the handshake writes next goes in the SYN (with a cookie).
+    return try_fast_open and fast_open(sock)
+
+
+def connect_error(server: Server, address: object, reason: str) -> ConnectError:
+    """The error of one address that could not be connected to."""
+    return ConnectError(f"cannot connect to {server} at {address}: {reason}", server=server)
+
+
+def race_wait(
+    race: Race,
+    server: Server,
+    errors: list[DoTError],
+    deadline: float,
+    now: float,
+    handshaking: bool,
+) -> float:
+    """How long a race may wait on its attempts before it must act again: until the
+    next attempt is due, or the deadline. Raises the race's error once every attempt
+    failed (:func:`race_failure`) or the time is up (:func:`race_timeout`, which says
+    whether an attempt had reached its handshake: ``handshaking``)."""
+    if race.exhausted:
+        raise race_failure(server, errors)
+    left = deadline - now
+    if left <= 0:
+        raise race_timeout(server, handshaking)
+    wake = race.timer()
+    return left if wake is None else min(left, max(wake - now, 0.0))
+
+
+def set_nodelay(sock: socket.socket) -> None:
+    """TCP_NODELAY on a socket a SOCKS5 proxy connected (see :func:`prepare_socket`)."""
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # pragma: no cover - a socket the proxy library closed
+        pass
+
+
+def proxy_failure(server: Server, proxy: Proxy, errors: list[DoTError]) -> DoTError:
+    """The error of a connect through ``proxy`` that got no stream: each target's
+    error (:func:`race_failure`), or a Timeout if the time ran out before any try."""
+    if not errors:
+        return Timeout(f"timed out connecting to {server} through {proxy}", server=server)
+    return race_failure(server, errors)
