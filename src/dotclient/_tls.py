@@ -434,28 +434,40 @@ class TLSPolicy:
                 return info(True)
             raise AuthenticationError(f"{self.server}: {reason}", server=self.server)
         if not self.pin_only:
-            # Checked here even when OpenSSL checked the name in the handshake: a
-            # caller's ssl_context may let OpenSSL accept the subject CN of a
-            # certificate without subjectAltName (hostname_checks_common_name), which
-            # RFC 6125 section 6.4.4 forbids; this matcher never looks at the CN.
-            if not certificate_matches(chain[0], self.verify_name):
-                dns_names, ips = certificate_names(chain[0])
-                names = ", ".join(dns_names + ips) or "none"
-                raise AuthenticationError(
-                    f"certificate of {self.server} is not valid for {self.verify_name!r} "
-                    f"(its names: {names})",
-                    server=self.server,
-                )
+            self._check_name(chain[0])
         if self.server.pins:
-            # With a verified chain any of its certificates may be pinned; without one
-            # (pin_only) only the server's own, or anybody could replay a CA's cert.
-            candidates = digests if verified else digests[:1]
-            if not any(d in self.server.pins for d in candidates):
-                raise AuthenticationError(
-                    f"no SPKI pin matched {self.server}: it presented "
-                    + ", ".join(format_pin(d) for d in candidates)
-                    + "; expected one of "
-                    + ", ".join(format_pin(p) for p in self.server.pins),
-                    server=self.server,
-                )
+            self._check_pins(digests, verified)
         return info(True)
+
+    def _check_name(self, certificate: bytes) -> None:
+        """Raise :class:`AuthenticationError` unless the certificate (DER) is valid for
+        the authentication name.
+
+        Checked even when OpenSSL checked the name in the handshake: a caller's
+        ssl_context may let OpenSSL accept the subject CN of a certificate without
+        subjectAltName (hostname_checks_common_name), which RFC 6125 section 6.4.4
+        forbids; this matcher never looks at the CN."""
+        if not certificate_matches(certificate, self.verify_name):
+            dns_names, ips = certificate_names(certificate)
+            names = ", ".join(dns_names + ips) or "none"
+            raise AuthenticationError(
+                f"certificate of {self.server} is not valid for {self.verify_name!r} "
+                f"(its names: {names})",
+                server=self.server,
+            )
+
+    def _check_pins(self, digests: tuple[bytes, ...], verified: bool) -> None:
+        """Raise :class:`AuthenticationError` unless a pin matches the chain's SPKI
+        ``digests`` (the server's own first).
+
+        With a verified chain any of its certificates may be pinned; without one
+        (pin_only) only the server's own, or anybody could replay a CA's cert."""
+        candidates = digests if verified else digests[:1]
+        if not any(d in self.server.pins for d in candidates):
+            raise AuthenticationError(
+                f"no SPKI pin matched {self.server}: it presented "
+                + ", ".join(format_pin(d) for d in candidates)
+                + "; expected one of "
+                + ", ".join(format_pin(p) for p in self.server.pins),
+                server=self.server,
+            )
