@@ -493,6 +493,11 @@ class AsyncServerPool:
         self._per_connection: int | None = None
         self._per_connection_until = 0.0
         self._last_close: int | None = None
+        # Until then, a new connection takes one query until its first answer: set when
+        # a connection was cut under pipelined queries before answering any (a server
+        # that closes after a few queries may close before it answered the first of a
+        # burst, and a reset loses what it did answer).
+        self._probe_until = 0.0
         self._session: SavedSession | None = None
         # Where to read the next session from, when a connection is made with it: the
         # attempt, a reader of the session of the connection that made it, its TLSInfo.
@@ -572,7 +577,10 @@ class AsyncServerPool:
                 # answered this client, or with a reset. A server that closes on a lone
                 # query, or on everything before any answer, is failing, and pays.
                 reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
-                cut = connection.assigned > 1 and (self.responses > 0 or reset)
+                # Cut before any answer under a burst: the next connections probe first
+                # (see _probe_until), so this cannot recur for this query for a while.
+                early = self._cut_early(connection)
+                cut = connection.assigned > 1 and (self.responses > 0 or reset or early)
                 # Not written: free, unless the server closed a new connection at once,
                 # before any answer (as if it had been written, and then closed).
                 unsent = isinstance(exc, _NotSent) and (connection.closed or progress)
@@ -584,7 +592,9 @@ class AsyncServerPool:
                     free += 1
                     # A server that never answered this client gets few: it may be
                     # resetting everything it is sent, not enforcing a limit.
-                    if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
+                    if free <= (
+                        _MAX_FREE_RESENDS if self.responses or early else _MAX_FREE_UNANSWERED
+                    ):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
                     if not self.closed and not isinstance(exc, _NotSent):
@@ -641,16 +651,19 @@ class AsyncServerPool:
                 if self._pool and not self._pool[0].stream.usable_here():
                     self._other_loop()
                 best: AsyncConnection | None = None
+                probing = self._probing()
                 for connection in list(self._pool):
                     if not connection.reserved and connection.stream.flooded:
                         self._drop_flooded(connection)
                         continue
-                    room = connection.reserved < self.limit and connection.has_ids
-                    if room and connection.usable:
+                    room = connection.reserved < self._room(connection, probing)
+                    if room and connection.has_ids and connection.usable:
                         if best is None or connection.reserved < best.reserved:
                             best = connection
                 if best is not None:
                     self._assign(best)
+                    if best.reserved < self._room(best, probing):
+                        self._wake_slot()  # room for more: pass the turn on
                     return best, time.monotonic()
                 opening = not self._connecting and self._active() < self._config.max_connections
                 if opening:
@@ -722,7 +735,8 @@ class AsyncServerPool:
                 self._pool.append(connection)
                 self._assign(connection)
                 # The new connection has room for more than this query.
-                for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                room = self._room(connection, self._probing()) - 1
+                for _ in range(min(len(self._slot_waiters), room)):
                     self._wake_slot()
         if closed:
             await connection.aclose()
@@ -832,6 +846,26 @@ class AsyncServerPool:
         draining = sum(1 for c in self._draining if not (c.closed or c.protocol.closed))
         return sum(1 for c in self._pool if c.usable) + draining
 
+    def _probing(self) -> bool:
+        """New connections take one query until their first answer (see _probe_until)."""
+        return bool(self._probe_until) and time.monotonic() < self._probe_until
+
+    def _room(self, connection: AsyncConnection, probing: bool) -> int:
+        """How many queries ``connection`` may carry at once."""
+        if probing and not connection.protocol.answered:
+            return 1
+        return self.limit
+
+    def _cut_early(self, connection: AsyncConnection) -> bool:
+        """``connection`` was lost under pipelined queries before answering any, not
+        by this client: from now on a new connection proves itself with one query
+        before it takes more, for _LIMIT_LIFETIME seconds. Returns whether it was."""
+        with self._mutex:
+            if connection.closed or connection.protocol.answered or connection.assigned < 2:
+                return False
+            self._probe_until = time.monotonic() + _LIMIT_LIFETIME
+            return True
+
     def _wake_slot(self) -> None:
         if self._slot_waiters:
             self._slot_waiters.popleft().set()
@@ -923,6 +957,8 @@ class AsyncServerPool:
             self.responses += 1
             if connection.pipelined and self.pipelining is None:
                 self.pipelining = True
+            if connection.reserved < self.limit and self._probe_until:
+                self._wake_slot()  # a probe answered: the connection has room again
             # A resumed connection's session is the one saved; reading a session out of
             # the ssl module costs a serialisation round trip (~0.4 ms), and ~6 KB that
             # CPython 3.11/3.12 never free (gh-116810), so only a full handshake's (the
