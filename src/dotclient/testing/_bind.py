@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from ._certs import IssuedCert
-from ._process import ServerProcess, find_binary
+from ._process import ServerProcess
 from ._zone import DEFAULT_ZONE, DEFAULT_ZONE_ORIGIN
 
 
@@ -34,6 +33,7 @@ class NamedServer(ServerProcess):
     """
 
     _name = "named"
+    _package = "bind9"
     _ready_marker = " running\n"  # the last line of its startup ("running on ..." is not)
     _port_fields = ("port", "plain_port")
 
@@ -50,7 +50,6 @@ class NamedServer(ServerProcess):
         named: str | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
-        ipaddress.ip_address(host)
         super().__init__(
             cert,
             host=host,
@@ -58,7 +57,7 @@ class NamedServer(ServerProcess):
             zone=zone,
             zone_origin=zone_origin,
             extra_config=extra_config,
-            binary=find_binary(named, "named", "bind9"),
+            binary=named,
             startup_timeout=startup_timeout,
         )
         self.plain_port = plain_port

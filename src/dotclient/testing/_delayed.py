@@ -10,11 +10,11 @@ import ssl
 import tempfile
 import threading
 
+from ._base import LoopbackServer
 from ._certs import IssuedCert
-from ._net import hostport
 
 
-class DelayedServer:
+class DelayedServer(LoopbackServer):
     """A DoT server on loopback that answers each query after ``delay`` seconds; a
     context manager.
 
@@ -59,11 +59,6 @@ class DelayedServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-
-    @property
-    def address(self) -> str:
-        """The address the server listens on (``host``)."""
-        return self.host
 
     @property
     def running(self) -> bool:
@@ -112,16 +107,8 @@ class DelayedServer:
         thread.join()
         self._thread = self._loop = self._stopping = None
 
-    def __enter__(self) -> DelayedServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<DelayedServer {hostport(self.host, self.port)} delay={self.delay} {state}>"
+    def _repr_details(self) -> str:
+        return f" delay={self.delay}"
 
     async def _main(
         self,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from ._bind import NamedServer
 from ._certs import IssuedCert
 from ._net import hostport
-from ._process import ServerProcess, find_binary
+from ._process import ServerProcess
 from ._zone import DEFAULT_ZONE, DEFAULT_ZONE_ORIGIN
 
 
@@ -47,6 +46,7 @@ class DnsdistServer(ServerProcess):
     """
 
     _name = "dnsdist"
+    _package = "dnsdist"
     _ready_marker = "Listening on"
 
     def __init__(
@@ -65,7 +65,6 @@ class DnsdistServer(ServerProcess):
         named: str | None = None,
         startup_timeout: float = 10.0,
     ) -> None:
-        ipaddress.ip_address(host)
         super().__init__(
             cert,
             host=host,
@@ -73,7 +72,7 @@ class DnsdistServer(ServerProcess):
             zone=zone,
             zone_origin=zone_origin,
             extra_config=extra_config,
-            binary=find_binary(dnsdist, "dnsdist", "dnsdist"),
+            binary=dnsdist,
             startup_timeout=startup_timeout,
         )
         self.max_queries_per_connection = max_queries_per_connection

@@ -11,10 +11,11 @@ import subprocess
 import tempfile
 import time
 import weakref
-from typing import IO, TypeVar
+from typing import IO
 
+from ._base import LoopbackServer
 from ._certs import IssuedCert
-from ._net import answers_soa, hostport, pick_port
+from ._net import answers_soa, pick_port
 from ._watchdog import shutdown, start_watchdog
 
 
@@ -22,7 +23,7 @@ class ServerNotFound(RuntimeError):
     """A server binary (``unbound``, ``named`` or ``dnsdist``) was not found."""
 
 
-def find_binary(
+def _find_binary(
     given: str | None,
     name: str,
     package: str,
@@ -50,19 +51,19 @@ def _tail(text: str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-_S = TypeVar("_S", bound="ServerProcess")
-
-
-class ServerProcess:
+class ServerProcess(LoopbackServer):
     """Process management shared by the servers: files, ports, start, readiness, stop.
 
-    A subclass says which binary it runs (``_name``), writes its configuration
+    A subclass says which binary it runs (``_name``, from the Debian package
+    ``_package``; ``_not_found`` is raised without it), writes its configuration
     (``_config``), gives the command line (``_command``) and, optionally, the log
     line that means it is serving (``_ready_marker``) and extra port attributes
     (``_port_fields``). Ports that are 0 are picked at the first start and kept.
     """
 
     _name = "server"
+    _package = "server"
+    _not_found: type[ServerNotFound] = ServerNotFound
     _ready_marker: str | None = None
     _log_files: tuple[str, ...] = ("stderr.txt",)
     _port_fields: tuple[str, ...] = ("port",)
@@ -78,11 +79,12 @@ class ServerProcess:
         zone: str,
         zone_origin: str,
         extra_config: str,
-        binary: str,
+        binary: str | None,
         startup_timeout: float,
     ) -> None:
-        self._ip = ipaddress.ip_address(host)  # ValueError if not an IP literal
-        self.binary = binary
+        self._ip = ipaddress.ip_address(host)  # ValueError before looking for the binary
+        self.binary = _find_binary(binary, self._name, self._package, self._not_found)
+        """The path of the server's binary."""
         self.cert = cert
         self.host = host
         self.port = port
@@ -96,11 +98,6 @@ class ServerProcess:
         self._past_log = ""
 
     # -- public API ---------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """The address the server listens on (``host``)."""
-        return self.host
 
     @property
     def running(self) -> bool:
@@ -164,17 +161,6 @@ class ServerProcess:
         """The configuration used for the current (or next) start."""
         return self._config(self._tmpdir or "<tmpdir>")
 
-    def __enter__(self: _S) -> _S:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<{type(self).__name__} {self._hostport()} {state}>"
-
     # -- for subclasses -------------------------------------------------------
 
     def _config(self, tmpdir: str) -> str:
@@ -194,9 +180,6 @@ class ServerProcess:
         """Called by stop(), and when start() fails."""
 
     # -- internals ------------------------------------------------------------
-
-    def _hostport(self) -> str:
-        return hostport(self.host, self.port)
 
     def _current_log(self) -> str:
         if self._tmpdir is None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 
 from ._certs import IssuedCert
 from ._nodelay import build_nodelay_preload
-from ._process import ServerNotFound, ServerProcess, find_binary
+from ._process import ServerNotFound, ServerProcess
 from ._zone import DEFAULT_ZONE, DEFAULT_ZONE_ORIGIN
 
 
@@ -50,6 +49,8 @@ class UnboundServer(ServerProcess):
     """
 
     _name = "unbound"
+    _package = "unbound"
+    _not_found = UnboundNotFound
     _ready_marker = "start of service"
     _log_files = ("stderr.txt", "unbound.log")
     _bind_errors = ("can't bind socket", "Address already in use", "could not open ports")
@@ -69,7 +70,6 @@ class UnboundServer(ServerProcess):
         startup_timeout: float = 10.0,
         nodelay: bool = False,
     ) -> None:
-        ipaddress.ip_address(host)  # ValueError before looking for the binary
         self.nodelay = nodelay
         super().__init__(
             cert,
@@ -78,7 +78,7 @@ class UnboundServer(ServerProcess):
             zone=zone,
             zone_origin=zone_origin,
             extra_config=extra_config,
-            binary=find_binary(unbound, "unbound", "unbound", UnboundNotFound),
+            binary=unbound,
             startup_timeout=startup_timeout,
         )
         self.plain_port = plain_port
