@@ -21,10 +21,9 @@ from ._exceptions import (
     Timeout,
     TLSError,
 )
-from ._failover import ServerState
 from ._response import Response
 from ._server import PRESETS, Server, parse_server
-from ._stats import ClientStats
+from ._stats import ClientStats, ServerState
 from ._sync.client import Client, resolve
 from ._tls import TLSInfo
 

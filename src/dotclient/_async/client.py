@@ -51,13 +51,13 @@ from .._exceptions import (
     Timeout,
     TLSError,
 )
-from .._failover import Rotation, ServerState
+from .._failover import Rotation
 from .._happy import DEFAULT_ATTEMPT_DELAY, AddrInfo
 from .._protocol import DoTProtocol
 from .._response import Response
 from .._server import Server
-from .._stats import ClientStats, SavedSession
-from .._tls import TLSInfo, TLSPolicy
+from .._stats import ClientStats, ServerState
+from .._tls import SavedSession, TLSInfo, TLSPolicy
 from .bootstrap import BootstrapResolver
 
 __all__ = ["AsyncClient", "AsyncConnection", "AsyncServerPool", "aresolve"]
