@@ -1,28 +1,26 @@
-"""What the sync and async clients share: options, query building, responses.
+"""A client's options, checked once, before any I/O: :class:`ClientConfig`.
 
-No I/O here. ``dotclient._async.client`` (and the ``_sync`` code generated from it)
-only move bytes and wait; everything they decide comes from :class:`ClientConfig`.
+``dotclient._async.client`` (and the ``_sync`` code generated from it) only move bytes
+and wait; every option they follow comes from :class:`ClientConfig`.
 """
 
 from __future__ import annotations
 
-import math
 import ssl
-import time
 import warnings
 from collections.abc import Iterable
 
-import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from ._exceptions import Timeout
+from . import _deadline
 from ._failover import STRATEGIES
 from ._happy import DEFAULT_ATTEMPT_DELAY
-from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
-from ._response import Response
+from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK
+from ._question import Question, check_message, make_question
+from ._response import Response, make_response
 from ._route import make_route
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
@@ -35,9 +33,7 @@ __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_TIMEOUT",
     "ClientConfig",
-    "Question",
     "ServerSpec",
-    "remaining",
 ]
 
 #: Seconds a query may take by default: connect, handshake and answer together.
@@ -58,25 +54,6 @@ DEFAULT_BACKOFF = 1.0
 DEFAULT_MAX_BACKOFF = 3600.0
 
 ServerSpec = str | Server
-#: A checked question: name, type, class and whether to set the DO bit.
-Question = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass, bool]
-
-
-#: The longest timeout, idle timeout or backoff accepted, in seconds (a day): every wait
-#: must fit the system calls that do it (poll() takes at most 2**31 - 1 milliseconds).
-MAX_SECONDS = 86_400.0
-
-
-def _check_timeout(timeout: float | None, default: float, what: str = "timeout") -> float:
-    if timeout is None:
-        return default
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"{what} must be a positive, finite number of seconds, not {timeout}")
-    if timeout > MAX_SECONDS:
-        raise ValueError(f"{what} must be at most {MAX_SECONDS:.0f} seconds, not {timeout}")
-    return float(timeout)
 
 
 def _check_count(what: str, value: int, most: int) -> int:
@@ -85,15 +62,6 @@ def _check_count(what: str, value: int, most: int) -> int:
     if not 1 <= value <= most:
         raise ValueError(f"{what} must be 1 to {most}, not {value}")
     return value
-
-
-def remaining(deadline: float, server: Server, what: str = "the answer") -> float:
-    """Seconds left until ``deadline`` (``time.monotonic()`` based); raise
-    :class:`Timeout` if none are."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise Timeout(f"timed out waiting for {what} from {server}", server=server)
-    return left
 
 
 def _parse_servers(
@@ -180,14 +148,16 @@ class ClientConfig:
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
         self.strategy = strategy
-        self.timeout = _check_timeout(timeout, DEFAULT_TIMEOUT)
+        self.timeout = _deadline.check_seconds(timeout, DEFAULT_TIMEOUT)
         #: Seconds one server gets for a query before it moves on to the next; None
         #: shares the time left evenly among the servers still to try.
         self.server_timeout = (
-            None if server_timeout is None else _check_timeout(server_timeout, 0, "server_timeout")
+            None
+            if server_timeout is None
+            else _deadline.check_seconds(server_timeout, 0, "server_timeout")
         )
-        self.backoff = _check_timeout(backoff, DEFAULT_BACKOFF, "backoff")
-        self.max_backoff = _check_timeout(max_backoff, DEFAULT_MAX_BACKOFF, "max_backoff")
+        self.backoff = _deadline.check_seconds(backoff, DEFAULT_BACKOFF, "backoff")
+        self.max_backoff = _deadline.check_seconds(max_backoff, DEFAULT_MAX_BACKOFF, "max_backoff")
         if self.max_backoff < self.backoff:
             raise ValueError(
                 f"max_backoff ({self.max_backoff}) must not be less than backoff ({self.backoff})"
@@ -195,7 +165,9 @@ class ClientConfig:
         self.max_connections = _check_count("max_connections", max_connections, 64)
         # Query IDs are 16 bits; a connection never has more in flight than that.
         self.max_in_flight = _check_count("max_in_flight", max_in_flight, 65535)
-        self.idle_timeout = _check_timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout")
+        self.idle_timeout = _deadline.check_seconds(
+            idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout"
+        )
         self.keepalive = bool(keepalive)
         self.resumption = bool(resumption)
         #: Ask for TCP Fast Open (RFC 7413) on new connections (RFC 7858 section 3.4).
@@ -227,7 +199,6 @@ class ClientConfig:
             )
             for each in self.servers
         )
-        self.tls = self.policies[0]
         #: Where connections come from and through what they go.
         self.route = make_route(source_address, proxy, happy_eyeballs_delay)
         #: Servers (by IP) that look up the names of the others over DoT; () for none.
@@ -246,17 +217,14 @@ class ClientConfig:
             )
 
     def deadline(self, timeout: float | None) -> float:
-        """The ``time.monotonic()`` instant by which a query started now must end."""
-        return time.monotonic() + _check_timeout(timeout, self.timeout)
+        """The ``time.monotonic()`` instant by which a query started now must end
+        (``timeout``, or this client's)."""
+        return _deadline.deadline(timeout, self.timeout)
 
     def share(self, deadline: float, untried: int) -> float | None:
         """Seconds the next server may take for a query when ``untried`` servers
         (counting it) are left to try; None for all the time left."""
-        if untried <= 1:
-            return None
-        if self.server_timeout is not None:
-            return self.server_timeout
-        return max(deadline - time.monotonic(), 0.0) / untried
+        return _deadline.share(deadline, untried, self.server_timeout)
 
     @staticmethod
     def question(
@@ -265,34 +233,21 @@ class ClientConfig:
         rdclass: dns.rdataclass.RdataClass | str | int,
         dnssec: bool,
     ) -> Question:
-        """Check what :meth:`resolve` was asked, before any I/O."""
-        if not isinstance(name, (str, dns.name.Name)):
-            raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        if not isinstance(dnssec, bool):  # "no" would set the DO bit
-            raise TypeError(f"dnssec must be True or False, not {dnssec!r}")
-        return (*check_question(name, rdtype, rdclass), dnssec)
+        """Check what ``resolve()`` was asked, before any I/O (see ``_question``)."""
+        return make_question(name, rdtype, rdclass, dnssec)
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:
         """Refuse anything but a dnspython query message, before any I/O."""
-        if not isinstance(message, dns.message.Message):
-            raise TypeError(f"query needs a dns.message.Message, not {type(message).__name__}")
-        if len(message.question) != 1:
-            raise ValueError(f"a query needs exactly one question, not {len(message.question)}")
-        if message.flags & dns.flags.QR:
-            raise ValueError("the message has the QR flag set: it is a response, not a query")
-        return message
+        return check_message(message)
 
+    @staticmethod
     def response(
-        self,
         query: dns.message.Message | None,
         message: dns.message.Message | bytes,
         started: float,
         tls: TLSInfo,
         server: Server,
     ) -> Response:
-        """Wrap a validated answer. For a caller's message the wire ID was ours; give
-        the caller's back so ``query.is_response(response.message)`` holds."""
-        if isinstance(message, dns.message.Message) and query is not None:
-            message.id = query.id
-        return Response(message, server, time.perf_counter() - started, tls)
+        """Wrap a validated answer (see ``_response.make_response``)."""
+        return make_response(query, message, started, tls, server)

@@ -37,10 +37,9 @@ from .._config import (
     DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_TIMEOUT,
     ClientConfig,
-    Question,
     ServerSpec,
-    remaining,
 )
+from .._deadline import remaining
 from .._exceptions import (
     AllServersFailed,
     AuthenticationError,
@@ -54,6 +53,7 @@ from .._exceptions import (
 from .._failover import Rotation
 from .._happy import DEFAULT_ATTEMPT_DELAY, AddrInfo
 from .._protocol import DoTProtocol
+from .._question import Question
 from .._response import Response
 from .._server import Server
 from .._stats import ClientStats, ServerState
