@@ -9,6 +9,7 @@ timeouts.
 """
 
 from ._async.client import AsyncClient, aresolve
+from ._config import ClientOptions
 from ._exceptions import (
     AllServersFailed,
     AuthenticationError,
@@ -35,6 +36,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientOptions",
     "ClientStats",
     "ConnectError",
     "ConnectionLost",
