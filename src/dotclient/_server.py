@@ -197,13 +197,6 @@ PRESETS: dict[str, Server] = {
     "quad9": _preset("quad9", "9.9.9.9", "dns.quad9.net"),
 }
 
-#: Other addresses of the presets (IPv4 and IPv6), same authentication names.
-PRESET_ADDRESSES: dict[str, tuple[str, ...]] = {
-    "cloudflare": ("1.1.1.1", "1.0.0.1", "2606:4700:4700::1111", "2606:4700:4700::1001"),
-    "google": ("8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"),
-    "quad9": ("9.9.9.9", "149.112.112.112", "2620:fe::fe", "2620:fe::9"),
-}
-
 DEFAULT_SERVER_ENV = "DOTCLIENT_SERVER"
 
 
