@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import sys
@@ -57,11 +56,6 @@ def exit_code(exc: BaseException) -> int:
 def describe(exc: BaseException) -> str:
     """``"Timeout: timed out waiting for ..."``: the class tells what kind of failure."""
     return f"{type(exc).__name__}: {exc}"
-
-
-def format_pin(digest: bytes) -> str:
-    """A SHA-256 SPKI digest as ``--pin`` takes it: ``sha256/BASE64``."""
-    return "sha256/" + base64.b64encode(digest).decode("ascii")
 
 
 def add_server_options(parser: argparse.ArgumentParser, *, many: bool = True) -> None:

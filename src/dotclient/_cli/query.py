@@ -32,7 +32,6 @@ from .common import (
     client_options,
     describe,
     exit_code,
-    format_pin,
     hints,
     server_specs,
 )
@@ -383,6 +382,6 @@ def to_json(response: dotclient.Response, dnssec: bool) -> dict[str, Any]:
             "authenticated": tls.authenticated,
             "auth_error": tls.auth_error,
             "resumed": tls.resumed,
-            "pins": [format_pin(d) for d in tls.peer_pins],
+            "pins": list(tls.pins),
         },
     }
