@@ -48,11 +48,13 @@ class Done:
 
     @staticmethod
     def mark(name: str | None, rdtype: str | None) -> int:
+        """The check byte of a name and type: 1 to 254, or 255 when one is missing."""
         if not isinstance(name, str) or not isinstance(rdtype, str):
             return Done._UNKNOWN
         return 1 + zlib.crc32(f"{name}\0{rdtype}".encode("utf-8", "replace")) % 254
 
     def add(self, index: int, name: str | None, rdtype: str | None) -> None:
+        """Line ``index`` is in the output, written for ``name`` and ``rdtype``."""
         if index >= len(self.marks):
             self.marks.extend(bytes(max(index + 1 - len(self.marks), len(self.marks))))
         if not self.marks[index]:

@@ -45,6 +45,7 @@ class TokenBucket:
         self.last = time.monotonic()
 
     async def take(self) -> None:
+        """Wait until a token is there, and take it."""
         while True:
             now = time.monotonic()
             self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
@@ -135,6 +136,7 @@ class Writer:
         self.flushed = time.monotonic()
 
     def write(self, record: dict[str, Any]) -> None:
+        """Write ``record`` as one JSON line; flush if the last flush is old enough."""
         self.out.write(json.dumps(record, separators=(",", ":")) + "\n")
         now = time.monotonic()
         if now - self.flushed > _FLUSH_EVERY:
@@ -142,6 +144,7 @@ class Writer:
             self.flushed = now
 
     def flush(self) -> None:
+        """Flush the output; a closed pipe (``| head``) raises BrokenPipeError."""
         try:
             self.out.flush()
         except BrokenPipeError:
@@ -162,6 +165,7 @@ class Progress:
         self.progress: Any = None
 
     def start(self) -> None:
+        """Draw the bar and start its timer thread (or say why there is no bar)."""
         try:
             from rich.console import Console
             from rich.progress import (
@@ -213,6 +217,7 @@ class Progress:
         )
 
     def stop(self) -> None:
+        """Stop the timer thread and draw the bar a last time."""
         self.stopped.set()
         if self.thread is not None:
             self.thread.join()

@@ -59,6 +59,7 @@ def describe(exc: BaseException) -> str:
 
 
 def add_server_options(parser: argparse.ArgumentParser, *, many: bool = True) -> None:
+    """--server and --servers (``many``: the commands that take several servers)."""
     group = parser.add_argument_group("server")
     if many:
         group.add_argument(
@@ -310,6 +311,7 @@ def require_rich() -> ModuleType:
 
 
 def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed or replaced stream)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -317,4 +319,5 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def error(command: str, message: str) -> None:
+    """Print ``dotclient COMMAND: message`` on standard error."""
     print(f"dotclient {command}: {message}", file=sys.stderr)

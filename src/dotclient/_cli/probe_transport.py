@@ -174,6 +174,8 @@ def _answer_ids(tls: ssl.SSLSocket, expected: int, deadline: float) -> list[int]
         if not chunk:
             break
         seen += [int.from_bytes(message[:2], "big") for message in decoder.feed(chunk)]
+        if decoder.error is not None:  # the stream is broken: nothing more will come
+            raise decoder.error
     return seen
 
 
