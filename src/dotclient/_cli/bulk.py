@@ -27,7 +27,8 @@ import dns.rcode
 import dns.rdatatype
 
 import dotclient
-from dotclient._config import DEFAULT_MAX_CONNECTIONS, MAX_SECONDS
+from dotclient._config import DEFAULT_MAX_CONNECTIONS
+from dotclient._deadline import MAX_SECONDS
 
 from .bulk_input import (
     Done,
