@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from conftest import server_missing
-from dotclient.testing import DEFAULT_ZONE, IssuedCert, ServerNotFound, _pick_port
+from dotclient.testing import DEFAULT_ZONE, IssuedCert, ServerNotFound
+from dotclient.testing._net import pick_port
 
 _STARTUP = 10.0
 
@@ -55,7 +56,7 @@ class _Process:
 
     def start(self) -> None:
         for _ in range(3):
-            self.port = _pick_port("127.0.0.1")
+            self.port = pick_port("127.0.0.1")
             with open(self._out, "ab") as out:
                 self._proc = subprocess.Popen(
                     self._command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.tmpdir

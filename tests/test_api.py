@@ -19,6 +19,7 @@ PUBLIC = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientOptions",
     "ClientStats",
     "ConnectError",
     "ConnectionLost",

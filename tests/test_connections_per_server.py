@@ -25,7 +25,7 @@ from modes import open_client
 
 def test_the_default_is_one_connection_per_server() -> None:
     assert DEFAULT_MAX_CONNECTIONS == 1
-    assert ClientConfig("127.0.0.1").max_connections == 1
+    assert ClientConfig.from_options("127.0.0.1").max_connections == 1
 
 
 def test_a_batch_uses_one_connection(mode: str, unbound: UnboundServer, ca_file: str) -> None:

@@ -29,8 +29,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+import dotclient.testing
 from dotclient.testing import (
     DEFAULT_ZONE,
+    DelayedServer,
     DnsdistServer,
     IssuedCert,
     NamedServer,
@@ -311,6 +313,33 @@ def test_write(tmp_path: Path, server_cert: IssuedCert, test_ca: TestCA) -> None
     ca_path = test_ca.write_ca_file(tmp_path / "ca.pem")
     assert ca_path == str(tmp_path / "ca.pem")
     assert Path(ca_path).read_bytes() == test_ca.cert_pem
+
+
+def test_public_names() -> None:
+    """The package re-exports the names the module had (issue 11 made it a package)."""
+    assert dotclient.testing.__all__ == [
+        "DEFAULT_ZONE",
+        "DEFAULT_ZONE_ORIGIN",
+        "DelayedServer",
+        "DnsdistServer",
+        "IssuedCert",
+        "NamedServer",
+        "ServerNotFound",
+        "TestCA",
+        "UnboundNotFound",
+        "UnboundServer",
+        "build_nodelay_preload",
+        "self_signed_cert",
+    ]
+    for name in dotclient.testing.__all__:
+        assert getattr(dotclient.testing, name) is not None
+
+
+def test_server_reprs(unbound: UnboundServer, server_cert: IssuedCert) -> None:
+    assert repr(unbound) == f"<UnboundServer 127.0.0.1:{unbound.port} running>"
+    delayed = DelayedServer(server_cert, (unbound.host, unbound.port), host="::1")
+    assert repr(delayed) == "<DelayedServer [::1]:0 delay=0.1 stopped>"
+    assert delayed.address == "::1"
 
 
 def test_issued_cert_repr_hides_key(server_cert: IssuedCert) -> None:
