@@ -30,8 +30,9 @@ from ._framing import DNS_HEADER_SIZE, FrameDecoder, encode_frame
 from ._query import (
     DEFAULT_PADDING_BLOCK,
     MAX_PADDING_BLOCK,
+    TEMPLATES,
     Template,
-    query_template,
+    add_template,
     render_with_mac,
 )
 from ._wire import _KEEPALIVE, _U16, _U16U16, _rcode, _skim
@@ -172,7 +173,10 @@ class DoTProtocol:
             raise ConnectionLost("the connection has already ended")
         if not isinstance(qname, dns.name.Name):
             raise TypeError(f"qname must be a dns.name.Name, not {type(qname).__name__}")
-        template = query_template(qname, rdtype, rdclass, dnssec, self.padding, self.keepalive)
+        key = (qname.labels, rdtype, rdclass, dnssec, self.padding, self.keepalive)
+        template = TEMPLATES.get(key)
+        if template is None:
+            template = add_template(key)
         qid = self._allocate_id()
         self._pending[qid] = template
         return qid, _U16U16.pack(template.length, qid) + template.tail

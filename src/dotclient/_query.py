@@ -2,7 +2,7 @@
 keepalive, and the lean path's templates.
 
 :func:`make_query` and :func:`render_query` are the full path (any dnspython message);
-:func:`query_template` gives the common shape (a recursive question with EDNS(0), payload
+``TEMPLATES`` holds the common shape (a recursive question with EDNS(0), payload
 1232, padding) rendered once into a :class:`Template`, shared by every connection, so a
 lean query is the template's bytes behind a fresh ID. The bytes are exactly those
 :func:`make_query` and :func:`render_query` would produce (tested).
@@ -31,7 +31,9 @@ __all__ = [
     "Template",
     "check_question",
     "make_query",
-    "query_template",
+    "TEMPLATES",
+    "TemplateKey",
+    "add_template",
     "render_query",
 ]
 
@@ -45,7 +47,7 @@ _EDNS_PAYLOAD = 1232  # what make_query asks for (the DNS Flag Day 2020 value)
 _CheckedQuestion = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass]
 # Questions asked as strings, parsed: dns.name.from_text is the dearest step of sending a
 # query. Keyed by the exact str and the type and class as given (exact types only, so
-# that 1.0 or True never stand for 1); emptied when full, like _TEMPLATES.
+# that 1.0 or True never stand for 1); emptied when full, like TEMPLATES.
 _QUESTIONS: dict[tuple[str, object, object], _CheckedQuestion] = {}
 _MAX_QUESTIONS = 4096
 _CACHEABLE = frozenset({str, int, dns.rdatatype.RdataType, dns.rdataclass.RdataClass})
@@ -205,13 +207,6 @@ class Template:
         return dns.rrset.RRset(self.qname, self.rdclass, self.rdtype)
 
 
-# Rendered query shapes, keyed by (labels, rdtype, rdclass, dnssec, padding, keepalive).
-# Labels, not the Name: Name hashes in Python and compares case-insensitively, while the
-# bytes keep the case given. Shared by all connections; emptied when full.
-_TEMPLATES: dict[tuple[tuple[bytes, ...], int, int, bool, int, bool], Template] = {}
-_MAX_TEMPLATES = 4096
-
-
 def _template(
     qname: dns.name.Name,
     rdtype: int,
@@ -249,22 +244,24 @@ def _template(
     return Template(qname, rdtype, rdclass, name, header + question + opt)
 
 
-def query_template(
-    qname: dns.name.Name,
-    rdtype: int,
-    rdclass: int,
-    dnssec: bool,
-    padding: int,
-    keepalive: bool,
-) -> Template:
-    """The :class:`Template` of this query shape, rendered on first use and then taken
-    from a cache shared by every connection (at most 4,096 shapes, then emptied).
-    Bad names or types raise ``ValueError``."""
-    key = (qname.labels, rdtype, rdclass, dnssec, padding, keepalive)
-    template = _TEMPLATES.get(key)
-    if template is None:
-        template = _template(qname, rdtype, rdclass, dnssec, padding, keepalive)
-        if len(_TEMPLATES) >= _MAX_TEMPLATES:
-            _TEMPLATES.clear()
-        _TEMPLATES[key] = template
+#: A template's key: the name's labels, type, class, DO bit, padding block, keepalive.
+#: Labels, not the Name: Name hashes in Python and compares case-insensitively, while
+#: the bytes keep the case given.
+TemplateKey = tuple[tuple[bytes, ...], int, int, bool, int, bool]
+
+
+#: The query templates, shared by every connection: read with ``TEMPLATES.get(key)``
+#: (a plain dict lookup, once per lean query) and filled by :func:`add_template`.
+TEMPLATES: dict[TemplateKey, Template] = {}
+_MAX_TEMPLATES = 4096
+
+
+def add_template(key: TemplateKey) -> Template:
+    """Render the query shape ``key`` into :data:`TEMPLATES` (emptied first when it
+    holds 4,096) and return it. Bad names or types raise ``ValueError``."""
+    labels, rdtype, rdclass, dnssec, padding, keepalive = key
+    template = _template(dns.name.Name(labels), rdtype, rdclass, dnssec, padding, keepalive)
+    if len(TEMPLATES) >= _MAX_TEMPLATES:
+        TEMPLATES.clear()
+    TEMPLATES[key] = template
     return template
