@@ -176,7 +176,7 @@ class DoTProtocol:
         key = (qname.labels, rdtype, rdclass, dnssec, self.padding, self.keepalive)
         template = TEMPLATES.get(key)
         if template is None:
-            template = add_template(key)
+            template = add_template(key, qname)
         qid = self._allocate_id()
         self._pending[qid] = template
         return qid, _U16U16.pack(template.length, qid) + template.tail

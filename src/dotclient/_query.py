@@ -256,11 +256,12 @@ TEMPLATES: dict[TemplateKey, Template] = {}
 _MAX_TEMPLATES = 4096
 
 
-def add_template(key: TemplateKey) -> Template:
-    """Render the query shape ``key`` into :data:`TEMPLATES` (emptied first when it
-    holds 4,096) and return it. Bad names or types raise ``ValueError``."""
-    labels, rdtype, rdclass, dnssec, padding, keepalive = key
-    template = _template(dns.name.Name(labels), rdtype, rdclass, dnssec, padding, keepalive)
+def add_template(key: TemplateKey, qname: dns.name.Name) -> Template:
+    """Render the query shape ``key`` (``qname`` is the name of its labels) into
+    :data:`TEMPLATES` (emptied first when it holds 4,096) and return it. Bad names or
+    types raise ``ValueError``."""
+    _, rdtype, rdclass, dnssec, padding, keepalive = key
+    template = _template(qname, rdtype, rdclass, dnssec, padding, keepalive)
     if len(TEMPLATES) >= _MAX_TEMPLATES:
         TEMPLATES.clear()
     TEMPLATES[key] = template
