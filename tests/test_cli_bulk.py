@@ -254,6 +254,7 @@ def test_bulk_times_out_in_parallel_and_failed_names_carry_their_retries(
     assert "16 retries" in err
 
 
+@pytest.mark.timing
 def test_bulk_retries_with_one_server_give_a_name_their_time(
     server_cert: IssuedCert,
     unbound: UnboundServer,

@@ -105,7 +105,12 @@ def test_error_messages_name_the_options(
     assert code == 2 and "--pin: invalid SPKI pin" in err and "sha256/BASE64" in err
     names = tmp_path / "names.txt"
     names.write_text("a.example.test\n")
-    for option, value in (("--connections", "65"), ("--concurrency", "0"), ("--retries", "-1")):
+    for option, value in (
+        ("--connections", "65"),
+        ("--connections", "0"),  # a ZeroDivisionError traceback once
+        ("--concurrency", "0"),
+        ("--retries", "-1"),
+    ):
         code, _, err = run(capsys, "bulk", str(names), "-s", "127.0.0.1:1", option, value)
         assert code == 2 and f"{option} must be" in err, err
         assert "max_connections" not in err
