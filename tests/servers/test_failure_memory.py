@@ -1,0 +1,142 @@
+"""RFC 7858 section 3.1: servers that failed to offer usable DoT are remembered.
+
+The rule (``dotclient._failover``): a server that fails is backed off for ``backoff``
+seconds, doubled with each failure in a row up to ``max_backoff`` (an hour by default);
+while *every* server is backed off after failing to connect, handshake or authenticate,
+a query fails at once with the remembered errors and nothing is sent, until a backoff
+ends or the caller calls ``forget_failures()``. The rotation is tested alone with time
+passed in; the clients against in-process servers, counting the connections they got.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import dotclient
+from dotclient import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionLost,
+    DoTError,
+    ProtocolError,
+    Timeout,
+    TLSError,
+)
+from dotclient._config import DEFAULT_MAX_BACKOFF, ClientConfig
+from dotclient._failover import Rotation
+from dotclient.testing import IssuedCert
+
+from support.fakeserver import FakeServer
+from support.modes import open_client
+
+
+def test_the_default_backoff_grows_to_an_hour() -> None:
+    config = ClientConfig("127.0.0.1")
+    assert DEFAULT_MAX_BACKOFF == config.max_backoff == 3600.0
+    rotation = Rotation(1, "failover", config.backoff, config.max_backoff)
+    now = 0.0
+    for _ in range(20):
+        rotation.failed(0, ConnectError("refused"), now)
+        now += rotation.retry_in(0, now)
+    assert rotation.retry_in(0, now - 3600.0) == 3600.0
+
+
+@pytest.mark.parametrize(
+    ("error", "remembered"),
+    [
+        (ConnectError("refused"), True),
+        (TLSError("handshake failed"), True),
+        (AuthenticationError("no SPKI pin matched"), True),
+        (Timeout("timed out"), False),  # a connect timeout is not told from a slow answer
+        (ConnectionLost("closed"), False),  # it handshook: it does DoT
+        (ProtocolError("bad answer"), False),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, DoTError) else str(v),
+)
+def test_which_failures_make_a_lone_server_fail_fast(error: DoTError, remembered: bool) -> None:
+    rotation = Rotation(1, "failover", backoff=1.0, max_backoff=3600.0)
+    rotation.failed(0, error, now=10.0)
+    errors = rotation.remembered(10.5)
+    if not remembered:
+        assert errors is None
+        return
+    assert errors is not None and len(errors) == 1
+    assert type(errors[0]) is type(error) and errors[0].__cause__ is error
+    assert "remembered: not tried again for 0 s" in str(errors[0])
+    assert rotation.remembered(11.0) is None  # the backoff is over: tried again
+
+
+def test_a_refusal_while_restarting_is_not_remembered() -> None:
+    rotation = Rotation(1, "failover", backoff=1.0, max_backoff=3600.0)
+    rotation.failed(0, ConnectError("refused"), now=0.0, restarting=True)
+    assert rotation.remembered(0.5) is None
+    assert rotation.order(0.5) == (0,)
+
+
+def test_every_server_must_be_remembered_to_fail_fast() -> None:
+    rotation = Rotation(2, "failover", backoff=1.0, max_backoff=3600.0)
+    rotation.failed(0, ConnectError("refused"), now=0.0)
+    assert rotation.remembered(0.5) is None  # server 1 may be tried
+    rotation.failed(1, Timeout("timed out"), now=0.0)
+    assert rotation.remembered(0.5) is None  # server 1 does DoT, slowly
+    rotation.failed(0, ConnectError("refused"), now=2.0)  # failed again: 2 s now
+    rotation.failed(1, AuthenticationError("wrong name"), now=2.0)
+    errors = rotation.remembered(2.5)
+    assert errors is not None and [type(e) for e in errors] == [ConnectError, AuthenticationError]
+    rotation.forget()
+    assert rotation.remembered(2.5) is None
+    assert rotation.failures == [0, 0] and rotation.errors == [None, None]
+
+
+def test_success_forgets_the_failure() -> None:
+    rotation = Rotation(1, "failover", backoff=1.0, max_backoff=3600.0)
+    rotation.failed(0, ConnectError("refused"), now=0.0)
+    rotation.succeeded(0)
+    assert rotation.remembered(0.5) is None
+
+
+def test_a_lone_server_failing_authentication_is_not_asked_again(
+    mode: str, certs: dict[str, IssuedCert], ca_file: str
+) -> None:
+    """The query after a failed authentication fails at once with the remembered error,
+    and the server sees no new connection; forget_failures() retries it."""
+    with FakeServer(certs["wrong-name"]) as server:
+        with open_client(mode, server.spec, ca_file=ca_file) as client:
+            with pytest.raises(AuthenticationError, match="not valid for") as first:
+                client.resolve("a.test")
+            assert "remembered" not in str(first.value)
+            assert server.connections == 1
+            for _ in range(3):
+                with pytest.raises(AuthenticationError, match="remembered") as again:
+                    client.resolve("a.test")
+                assert again.value.server == client.servers[0]
+            assert server.connections == 1  # nothing sent: not even a TCP connection
+            client.forget_failures()
+            with pytest.raises(AuthenticationError, match="not valid for") as retried:
+                client.resolve("a.test")
+            assert "remembered" not in str(retried.value)
+            assert server.connections == 2
+
+
+def test_several_servers_all_remembered_fail_fast_together(
+    mode: str, certs: dict[str, IssuedCert], ca_file: str
+) -> None:
+    with FakeServer(certs["wrong-name"]) as a, FakeServer(certs["self-signed"]) as b:
+        with open_client(mode, servers=[a.spec, b.spec], ca_file=ca_file) as client:
+            with pytest.raises(dotclient.AllServersFailed):
+                client.resolve("a.test")
+            with pytest.raises(dotclient.AllServersFailed, match="remembered") as again:
+                client.resolve("a.test")
+            assert [type(e) for _, e in again.value.errors] == [AuthenticationError] * 2
+            assert (a.connections, b.connections) == (1, 1)
+
+
+def test_a_server_that_answers_is_never_skipped(
+    mode: str, server_cert: IssuedCert, certs: dict[str, IssuedCert], ca_file: str
+) -> None:
+    """A remembered server beside a working one: queries go to the working one."""
+    with FakeServer(certs["wrong-name"]) as bad, FakeServer(server_cert) as good:
+        with open_client(mode, servers=[bad.spec, good.spec], ca_file=ca_file) as client:
+            for _ in range(3):
+                assert client.resolve("a.test").server == client.servers[1]
+            assert bad.connections == 1
