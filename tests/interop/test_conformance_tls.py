@@ -20,7 +20,6 @@ import socket
 import ssl
 import struct
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -122,11 +121,6 @@ def test_no_common_name_fallback_in_the_opportunistic_profile(
     with open_client(mode, spec, ca_file=ca_file, profile="opportunistic") as client:
         response = client.resolve("www.dot.test")
     assert response.authenticated is False
-
-
-def test_dotclients_contexts_turn_the_common_name_fallback_off(ca_file: str) -> None:
-    policy = TLSPolicy(dotclient.Server("127.0.0.1", auth_name="dot.test"), ca_file=ca_file)
-    assert all(not a.context.hostname_checks_common_name for a in policy.attempts())
 
 
 def test_the_backup_pin_alone_matches(
@@ -247,11 +241,3 @@ def test_pins_in_the_opportunistic_profile_warn_and_do_not_authenticate(
         if not authenticated:
             assert response.tls.auth_error is not None
             assert "no SPKI pin matched" in response.tls.auth_error
-
-
-def test_pins_in_the_strict_profile_do_not_warn(ca_file: str) -> None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        options = {"ca_file": ca_file, "pins": [format_pin(b"\x01" * 32)]}
-        dotclient.Client("127.0.0.1#dot.test", **options).close()
-        dotclient.Client("127.0.0.1#dot.test", ca_file=ca_file, profile="opportunistic").close()

@@ -545,14 +545,6 @@ def test_import_dotclient_needs_no_rich() -> None:
     assert done.stdout.strip() == "False"
 
 
-def test_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "--help")
-    assert code == 0 and "probe" in out and "bulk" in out and "Exit codes" in out
-    for command in ("query", "probe", "bulk"):
-        code, out, _ = run(capsys, command, "--help")
-        assert code == 0 and f"usage: dotclient {command}" in out
-
-
 def test_connection_and_sni_options_reach_the_client(
     unbound: UnboundServer, ca_file: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,14 +63,6 @@ def test_query_with_bootstrap_and_source(
     assert any("127.0.0.2 a.example.test. A IN" in line for line in lines), lines
 
 
-def test_bad_connection_options_are_usage_errors(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    for option in (["--source", "not-an-ip"], ["--proxy", "http://x:1"], ["--bootstrap", "x.y"]):
-        code, _, err = run(capsys, "query", "a.example.test", "--server", "127.0.0.1", *option)
-        assert code == 2, (option, err)
-
-
 def test_probe_with_a_client_certificate(
     unbound_factory: Callable[..., UnboundServer],
     long_cert: IssuedCert,

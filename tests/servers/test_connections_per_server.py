@@ -16,16 +16,10 @@ import dns.message
 import pytest
 
 import dotclient
-from dotclient._config import DEFAULT_MAX_CONNECTIONS, ClientConfig
 from dotclient.testing import IssuedCert, UnboundServer
 
 from support.fakeserver import FakeConnection, FakeServer, answer
 from support.modes import open_client
-
-
-def test_the_default_is_one_connection_per_server() -> None:
-    assert DEFAULT_MAX_CONNECTIONS == 1
-    assert ClientConfig("127.0.0.1").max_connections == 1
 
 
 def test_a_batch_uses_one_connection(mode: str, unbound: UnboundServer, ca_file: str) -> None:

@@ -291,25 +291,6 @@ def test_queries_other_than_plain_go_out_as_given(
     assert texts(plain) == texts(dnssec) == texts(cd) == ["192.0.2.1", "192.0.2.2"]
 
 
-def test_plain_question() -> None:
-    from dotclient.integrations.dnspython import _plain_question
-
-    query = dns.message.make_query("a.example.test", "AAAA")
-    assert _plain_question(query) == (query.question[0].name, dns.rdatatype.AAAA, 1, False)
-    query.use_edns(0, dns.flags.DO, 1232)
-    assert _plain_question(query) == (query.question[0].name, dns.rdatatype.AAAA, 1, True)
-    for change in (
-        lambda q: q.use_edns(0, 0, 4096),
-        lambda q: q.use_edns(0, 0, 1232, options=[dns.edns.GenericOption(65001, b"x")]),
-        lambda q: setattr(q, "flags", dns.flags.RD | dns.flags.CD),
-        lambda q: setattr(q, "flags", 0),
-        lambda q: q.use_tsig(dns.tsig.Key("k.", b"0" * 16)),
-    ):
-        other = dns.message.make_query("a.example.test", "A")
-        change(other)
-        assert _plain_question(other) is None
-
-
 def test_an_owned_async_client_stays_with_its_event_loop(spec: str, ca_file: str) -> None:
     r = make_async_resolver(spec, ca_file=ca_file, cache=False)
 

@@ -484,23 +484,6 @@ def test_tls12_session_is_resumed_too(mode: str, server_cert: IssuedCert, ca_fil
     assert again.resumed and again.tls_version == "TLSv1.2"
 
 
-@pytest.mark.parametrize(
-    ("option", "value", "error"),
-    [
-        ("max_in_flight", 0, ValueError),
-        ("max_in_flight", 65536, ValueError),
-        ("max_in_flight", 1.5, TypeError),
-        ("max_connections", 0, ValueError),
-        ("idle_timeout", 0, ValueError),
-        ("idle_timeout", "1", TypeError),
-    ],
-)
-def test_bad_pool_options_are_refused_before_io(option: str, value: Any, error: type) -> None:
-    for cls in (dotclient.Client, dotclient.AsyncClient):
-        with pytest.raises(error, match=option):
-            cls("127.0.0.1", **{option: value})
-
-
 def test_an_error_in_on_result_stops_the_batch_and_is_raised(
     mode: str, unbound: UnboundServer, ca_file: str
 ) -> None:

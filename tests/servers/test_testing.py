@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import hashlib
-import ipaddress
 import os
 import socket
 import ssl
-import stat
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import dns.flags
@@ -24,25 +18,21 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from dotclient.testing import (
     DEFAULT_ZONE,
     DnsdistServer,
     IssuedCert,
     NamedServer,
-    ServerNotFound,
     TestCA,
-    UnboundNotFound,
     UnboundServer,
     self_signed_cert,
 )
 
+from support.checks import spki_pin
+from support.servers import AnyServer
+
 Factory = Callable[..., UnboundServer]
-AnyServer = UnboundServer | NamedServer | DnsdistServer
 
 
 def _query(
@@ -73,15 +63,6 @@ def _handshake(server: AnyServer, context: ssl.SSLContext, server_hostname: str)
         der = tls.getpeercert(binary_form=True)
         assert der is not None
         return der
-
-
-def _pin(der: bytes) -> str:
-    spki = (
-        x509.load_der_x509_certificate(der)
-        .public_key()
-        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
-    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
 def _rrset(
@@ -212,81 +193,11 @@ def test_spki_pin_of_presented_cert(
 ) -> None:
     der = _handshake(unbound, context, "dot.test")
     assert der == server_cert.cert_der
-    assert _pin(der) == server_cert.spki_pin
+    assert spki_pin(der) == server_cert.spki_pin
     assert len(base64.b64decode(server_cert.spki_pin, validate=True)) == 32
 
 
 # --- TestCA / IssuedCert / self_signed_cert ------------------------------------------
-
-
-def test_issue(test_ca: TestCA) -> None:
-    issued = test_ca.issue("dot.test", "*.wild.test", "127.0.0.1", "::1")
-    cert = x509.load_pem_x509_certificate(issued.cert_pem)
-    ca_cert = x509.load_pem_x509_certificate(test_ca.cert_pem)
-
-    assert cert.public_bytes(serialization.Encoding.DER) == issued.cert_der
-    assert issued.chain_pem == issued.cert_pem + test_ca.cert_pem
-    cert.verify_directly_issued_by(ca_cert)
-    assert isinstance(cert.signature_hash_algorithm, hashes.SHA256)
-    public_key = cert.public_key()
-    assert isinstance(public_key, ec.EllipticCurvePublicKey)
-    assert isinstance(public_key.curve, ec.SECP256R1)
-
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["dot.test", "*.wild.test"]
-    assert san.get_values_for_type(x509.IPAddress) == [
-        ipaddress.ip_address("127.0.0.1"),
-        ipaddress.ip_address("::1"),
-    ]
-    basic = cert.extensions.get_extension_for_class(x509.BasicConstraints)
-    assert basic.critical and not basic.value.ca
-    usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
-    assert usage.digital_signature and not usage.key_cert_sign
-    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-    assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH]
-    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
-    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    assert aki.key_identifier == ca_ski.digest
-    assert cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
-
-    now = dt.datetime.now(dt.timezone.utc)
-    assert cert.not_valid_before_utc < now - dt.timedelta(minutes=59)
-    assert now + dt.timedelta(hours=23) < cert.not_valid_after_utc <= now + dt.timedelta(days=1)
-
-    key = serialization.load_pem_private_key(issued.key_pem, password=None)
-    assert b"BEGIN PRIVATE KEY" in issued.key_pem  # PKCS#8, unencrypted
-    assert key.public_key() == public_key
-    assert _pin(issued.cert_der) == issued.spki_pin
-
-
-def test_issue_validity(test_ca: TestCA) -> None:
-    start = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
-    end = dt.datetime(2020, 1, 2, tzinfo=dt.timezone.utc)
-    cert = x509.load_der_x509_certificate(
-        test_ca.issue("old.test", not_before=start, not_after=end).cert_der
-    )
-    assert (cert.not_valid_before_utc, cert.not_valid_after_utc) == (start, end)
-    with pytest.raises(ValueError):
-        test_ca.issue("bad.test", not_before=end, not_after=start)
-
-
-def test_issue_needs_names(test_ca: TestCA) -> None:
-    with pytest.raises(ValueError):
-        test_ca.issue()
-    with pytest.raises(ValueError):
-        self_signed_cert()
-
-
-def test_self_signed_cert() -> None:
-    issued = self_signed_cert("self.test", "127.0.0.1")
-    cert = x509.load_pem_x509_certificate(issued.cert_pem)
-    assert cert.issuer == cert.subject
-    cert.verify_directly_issued_by(cert)
-    assert issued.chain_pem == issued.cert_pem
-    assert not cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["self.test"]
-    assert _pin(issued.cert_der) == issued.spki_pin
 
 
 def test_self_signed_server(unbound_factory: Factory) -> None:
@@ -295,27 +206,7 @@ def test_self_signed_server(unbound_factory: Factory) -> None:
     trusting = ssl.create_default_context(cadata=issued.cert_pem.decode())
     response = _query(server, "a.example.test", "A", context=trusting, server_hostname="self.test")
     assert response.rcode() == dns.rcode.NOERROR
-    assert _pin(_handshake(server, trusting, "self.test")) == issued.spki_pin
-
-
-def test_write(tmp_path: Path, server_cert: IssuedCert, test_ca: TestCA) -> None:
-    cert_path, key_path = server_cert.write(tmp_path, "leaf")
-    assert (cert_path, key_path) == (str(tmp_path / "leaf.pem"), str(tmp_path / "leaf.key"))
-    assert Path(cert_path).read_bytes() == server_cert.chain_pem
-    assert Path(key_path).read_bytes() == server_cert.key_pem
-    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
-    assert server_cert.write(str(tmp_path)) == (
-        str(tmp_path / "server.pem"),
-        str(tmp_path / "server.key"),
-    )
-    ca_path = test_ca.write_ca_file(tmp_path / "ca.pem")
-    assert ca_path == str(tmp_path / "ca.pem")
-    assert Path(ca_path).read_bytes() == test_ca.cert_pem
-
-
-def test_issued_cert_repr_hides_key(server_cert: IssuedCert) -> None:
-    assert "PRIVATE" not in repr(server_cert)
-    assert server_cert.spki_pin in repr(server_cert)
+    assert spki_pin(_handshake(server, trusting, "self.test")) == issued.spki_pin
 
 
 # --- UnboundServer ---------------------------------------------------------------
@@ -410,19 +301,6 @@ def test_startup_failure_includes_log(server_cert: IssuedCert) -> None:
         server.start()
     assert not server.running
     assert server.port == 0
-
-
-def test_unbound_not_found(server_cert: IssuedCert) -> None:
-    with pytest.raises(UnboundNotFound, match="apt-get install unbound") as info:
-        UnboundServer(server_cert, unbound="/nonexistent")
-    assert isinstance(info.value, ServerNotFound)
-    assert "scripts/install-servers" in str(info.value)
-
-
-@pytest.mark.parametrize("kind", [UnboundServer, NamedServer, DnsdistServer])
-def test_host_must_be_ip(server_cert: IssuedCert, kind: type[AnyServer]) -> None:
-    with pytest.raises(ValueError):
-        kind(server_cert, host="localhost")
 
 
 # --- NamedServer and DnsdistServer ---------------------------------------------------
@@ -554,23 +432,6 @@ def test_dnsdist_config(dnsdist: DnsdistServer, named: NamedServer) -> None:
     assert "Listening on" in dnsdist.log
 
 
-def test_dnsdist_options_in_config(server_cert: IssuedCert) -> None:
-    server = DnsdistServer(
-        server_cert,
-        backend=("::1", 5300),
-        max_queries_per_connection=3,
-        max_in_flight=10,
-        extra_config="setTCPRecvTimeout(1)\nsetMaxTCPConnectionDuration(9)",
-        dnsdist=sys.executable,  # any executable: the server is not started
-    )
-    text = server.config_text()
-    assert f'"{server._hostport()}", "<tmpdir>/server.pem", "<tmpdir>/server.key", ' in text
-    assert "{maxInFlight=10})" in text
-    assert 'newServer({address="[::1]:5300"})' in text
-    assert "setMaxTCPQueriesPerConnection(3)" in text
-    assert text.endswith("setTCPRecvTimeout(1)\nsetMaxTCPConnectionDuration(9)\n")
-
-
 def test_dnsdist_extra_config_takes_effect(
     dnsdist_factory: DnsdistFactory, context: ssl.SSLContext
 ) -> None:
@@ -600,28 +461,6 @@ def test_dnsdist_own_backend(server_cert: IssuedCert, context: ssl.SSLContext) -
         assert backend.log.count(" running\n") == 1
         assert _query(server, "own.example.test", "A", context=context).answer
     assert not server.running and not backend.running
-
-
-def test_dnsdist_needs_named_only_without_backend(server_cert: IssuedCert) -> None:
-    with pytest.raises(ServerNotFound, match="named binary not found .* apt-get install bind9"):
-        DnsdistServer(server_cert, named="/nonexistent", dnsdist=sys.executable)
-    given = ("127.0.0.1", 53)
-    any_binary = sys.executable  # the server is not started
-    server = DnsdistServer(server_cert, backend=given, named="/nonexistent", dnsdist=any_binary)
-    assert server.backend == given and server.backend_server is None
-
-
-@pytest.mark.parametrize(
-    ("kind", "option", "package"),
-    [(NamedServer, "named", "bind9"), (DnsdistServer, "dnsdist", "dnsdist")],
-)
-def test_server_not_found(
-    server_cert: IssuedCert, kind: type[AnyServer], option: str, package: str
-) -> None:
-    with pytest.raises(ServerNotFound, match=f"apt-get install {package}") as info:
-        kind(server_cert, **{option: "/nonexistent"})  # type: ignore[arg-type]
-    assert f"{option} binary not found at '/nonexistent'" in str(info.value)
-    assert not isinstance(info.value, UnboundNotFound)
 
 
 # --- pipelining, over raw TLS sockets --------------------------------------------------

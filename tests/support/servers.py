@@ -20,6 +20,9 @@ from dotclient.testing import (
 
 Server = TypeVar("Server", UnboundServer, NamedServer, DnsdistServer)
 
+#: Any of the real DoT servers ``dotclient.testing`` runs.
+AnyServer = UnboundServer | NamedServer | DnsdistServer
+
 
 def server_missing(exc: ServerNotFound) -> NoReturn:
     """Skip the test, or fail it under ``CI=true``, where every server must be installed."""

@@ -19,18 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dotclient
-from dotclient import RcodeError, Response, TLSInfo, parse_server
+from dotclient import RcodeError, Response, TLSInfo
 from dotclient._protocol import wire_summary
 
-SERVER = parse_server("192.0.2.53#dot.test")
-TLS = TLSInfo(
-    version="TLSv1.3",
-    cipher="TLS_AES_256_GCM_SHA384",
-    alpn="dot",
-    authenticated=True,
-    auth_error=None,
-    peer_pins=(b"\x01" * 32,),
-)
+from support.responses import SERVER, TLS
+
 UNAUTHENTICATED = TLSInfo(
     version="TLSv1.2",
     cipher="ECDHE-ECDSA-AES128-GCM-SHA256",

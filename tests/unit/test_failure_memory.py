@@ -5,14 +5,14 @@ seconds, doubled with each failure in a row up to ``max_backoff`` (an hour by de
 while *every* server is backed off after failing to connect, handshake or authenticate,
 a query fails at once with the remembered errors and nothing is sent, until a backoff
 ends or the caller calls ``forget_failures()``. The rotation is tested alone with time
-passed in; the clients against in-process servers, counting the connections they got.
+passed in; the clients against in-process servers, counting the connections they got,
+in tests/servers/test_failure_memory_io.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-import dotclient
 from dotclient import (
     AuthenticationError,
     ConnectError,
@@ -24,10 +24,6 @@ from dotclient import (
 )
 from dotclient._config import DEFAULT_MAX_BACKOFF, ClientConfig
 from dotclient._failover import Rotation
-from dotclient.testing import IssuedCert
-
-from support.fakeserver import FakeServer
-from support.modes import open_client
 
 
 def test_the_default_backoff_grows_to_an_hour() -> None:
@@ -93,50 +89,3 @@ def test_success_forgets_the_failure() -> None:
     rotation.failed(0, ConnectError("refused"), now=0.0)
     rotation.succeeded(0)
     assert rotation.remembered(0.5) is None
-
-
-def test_a_lone_server_failing_authentication_is_not_asked_again(
-    mode: str, certs: dict[str, IssuedCert], ca_file: str
-) -> None:
-    """The query after a failed authentication fails at once with the remembered error,
-    and the server sees no new connection; forget_failures() retries it."""
-    with FakeServer(certs["wrong-name"]) as server:
-        with open_client(mode, server.spec, ca_file=ca_file) as client:
-            with pytest.raises(AuthenticationError, match="not valid for") as first:
-                client.resolve("a.test")
-            assert "remembered" not in str(first.value)
-            assert server.connections == 1
-            for _ in range(3):
-                with pytest.raises(AuthenticationError, match="remembered") as again:
-                    client.resolve("a.test")
-                assert again.value.server == client.servers[0]
-            assert server.connections == 1  # nothing sent: not even a TCP connection
-            client.forget_failures()
-            with pytest.raises(AuthenticationError, match="not valid for") as retried:
-                client.resolve("a.test")
-            assert "remembered" not in str(retried.value)
-            assert server.connections == 2
-
-
-def test_several_servers_all_remembered_fail_fast_together(
-    mode: str, certs: dict[str, IssuedCert], ca_file: str
-) -> None:
-    with FakeServer(certs["wrong-name"]) as a, FakeServer(certs["self-signed"]) as b:
-        with open_client(mode, servers=[a.spec, b.spec], ca_file=ca_file) as client:
-            with pytest.raises(dotclient.AllServersFailed):
-                client.resolve("a.test")
-            with pytest.raises(dotclient.AllServersFailed, match="remembered") as again:
-                client.resolve("a.test")
-            assert [type(e) for _, e in again.value.errors] == [AuthenticationError] * 2
-            assert (a.connections, b.connections) == (1, 1)
-
-
-def test_a_server_that_answers_is_never_skipped(
-    mode: str, server_cert: IssuedCert, certs: dict[str, IssuedCert], ca_file: str
-) -> None:
-    """A remembered server beside a working one: queries go to the working one."""
-    with FakeServer(certs["wrong-name"]) as bad, FakeServer(server_cert) as good:
-        with open_client(mode, servers=[bad.spec, good.spec], ca_file=ca_file) as client:
-            for _ in range(3):
-                assert client.resolve("a.test").server == client.servers[1]
-            assert bad.connections == 1

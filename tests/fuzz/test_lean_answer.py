@@ -24,11 +24,12 @@ import dns.rrset
 import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
-from test_fuzz import BYTE_EDITS, MUTATIONS, RR, SCALE, Name, Raw, edit, mutate, opt_rr
-from test_response import SERVER, TLS
 
 from dotclient import ProtocolError, Response
 from dotclient._answer import read_wire
+
+from support.responses import SERVER, TLS
+from test_fuzz import BYTE_EDITS, MUTATIONS, RR, SCALE, Name, Raw, edit, mutate, opt_rr
 
 A, NS, CNAME, SOA, PTR, MX, TXT, AAAA, SRV, DNAME, CAA = 1, 2, 5, 6, 12, 15, 16, 28, 33, 39, 257
 GENERIC = 65280

@@ -5,6 +5,9 @@
   TIMEOUT (RFC 7828 section 3.2.1), checked on what the server received; an answer
   without the option after one was offered means the server does not support it, and
   the connection's idle timeout is the client's own again (section 3.2.2).
+
+What a scripted server received (the empty keepalive option, zero padding octets) is
+checked in tests/servers/test_conformance_rules_io.py.
 """
 
 from __future__ import annotations
@@ -18,12 +21,8 @@ import dotclient
 from dotclient import InvalidServerSpec, Server, parse_server
 from dotclient._protocol import DoTProtocol
 from dotclient.cli import main
-from dotclient.testing import IssuedCert
 
-from support.fakeserver import FakeConnection, FakeServer, answer
-from support.modes import open_client
-
-KEEPALIVE = 11  # RFC 7828 option code
+from support.checks import KEEPALIVE
 
 
 @pytest.mark.parametrize(
@@ -58,33 +57,6 @@ def test_port_53_is_a_usage_error_in_the_cli(
     code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and "must not be 53" in err
-
-
-def _keepalive_data(message: dns.message.Message) -> list[bytes]:
-    return [o.to_wire() or b"" for o in message.options if o.otype == KEEPALIVE]
-
-
-@pytest.mark.parametrize("keepalive", [False, True])
-def test_a_callers_keepalive_timeout_is_not_sent(
-    mode: str, server_cert: IssuedCert, ca_file: str, keepalive: bool
-) -> None:
-    """RFC 7828 section 3.2.1: clients MUST send the option with OPTION-LENGTH 0."""
-    received: list[dns.message.Message] = []
-
-    def handler(conn: FakeConnection) -> None:
-        while (query := conn.read_query()) is not None:
-            received.append(query)
-            conn.send_message(answer(query))
-
-    message = dns.message.make_query("a.test", "A")
-    message.use_edns(0, options=[dns.edns.GenericOption(KEEPALIVE, b"\x01\x2c")])
-    with FakeServer(server_cert, handler) as server:
-        with open_client(mode, server.spec, ca_file=ca_file, keepalive=keepalive) as client:
-            response = client.query(message)
-    assert message.is_response(response.message)
-    (query,) = received
-    assert _keepalive_data(query) == [b""]
-    assert _keepalive_data(message) == [b"\x01\x2c"]  # the caller's object is untouched
 
 
 def _respond(data: bytes, keepalive: bytes | None) -> bytes:
@@ -128,20 +100,3 @@ def test_no_offer_no_withdrawal() -> None:
     qid, data = proto.send_question(dns.name.from_text("a.test."), 1, 1)
     proto.receive_data(_respond(data, None))
     assert proto.result(qid) is not None and proto.keepalive_timeout == 0.5
-
-
-def test_padding_octets_are_zero(mode: str, server_cert: IssuedCert, ca_file: str) -> None:
-    """RFC 7830 section 3: "The PADDING octets SHOULD be set to 0x00"; on both paths."""
-    message = dns.message.make_query("message.test", "TXT")
-    with FakeServer(server_cert) as server:
-        with open_client(mode, server.spec, ca_file=ca_file) as client:
-            client.resolve("a.test")
-            client.query(message)
-    assert len(server.frames) == 2
-    for wire in server.frames:
-        (padding,) = [
-            o.to_wire() or b""
-            for o in dns.message.from_wire(wire).options
-            if o.otype == dns.edns.OptionType.PADDING
-        ]
-        assert padding and padding == bytes(len(padding))
