@@ -11,12 +11,14 @@ import importlib.util
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 if importlib.util.find_spec("dotclient") is None:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from dotclient._serve._cache import Cache  # noqa: E402
 from dotclient.testing import (  # noqa: E402
     DnsdistServer,
     IssuedCert,
@@ -28,6 +30,7 @@ from dotclient.testing import (  # noqa: E402
 
 from support.modes import MODES  # noqa: E402
 from support.servers import server_factory, start_server  # noqa: E402
+from support.stub import StubThread  # noqa: E402
 
 # marker -> the fixtures that start that server
 _SERVER_FIXTURES = {
@@ -185,3 +188,26 @@ def dnsdist_factory(
         DnsdistServer, server_cert, backend=(named.host, named.plain_port)
     ) as factory:
         yield factory
+
+
+@pytest.fixture
+def start_stub(ca_file: str) -> Iterator[Callable[..., StubThread]]:
+    """Start ``dotclient serve`` stubs, closed at the end of the test: ``start(upstream,
+    **kwargs)``, *upstream* a server or a spec, keyword arguments for :class:`Stub`."""
+    stubs: list[StubThread] = []
+
+    def start(upstream: UnboundServer | str, **kwargs: Any) -> StubThread:
+        spec = upstream if isinstance(upstream, str) else f"127.0.0.1:{upstream.port}#dot.test"
+        stub = StubThread(spec, ca_file, **kwargs)
+        stubs.append(stub)
+        return stub
+
+    yield start
+    for stub in stubs:
+        stub.close()
+
+
+@pytest.fixture
+def stub(unbound: UnboundServer, start_stub: Callable[..., StubThread]) -> StubThread:
+    """A stub with a cache, in front of the session's ``unbound``."""
+    return start_stub(unbound, cache=Cache(1000))
