@@ -69,7 +69,7 @@ def no_false_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
-    """Which API a test drives: the blocking one or asyncio (see tests/modes.py)."""
+    """Which API a test drives: the blocking one or asyncio (see tests/support/modes.py)."""
     return str(request.param)
 
 

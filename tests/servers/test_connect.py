@@ -2,8 +2,9 @@
 Happy Eyeballs, DoT bootstrap and SOCKS5, against real parts on 127.0.0.1 and ::1.
 
 The policy pieces (``_happy.Race``, ``_bootstrap.AddressCache``) are tested as tables
-with the time passed in; the rest runs in both modes against unbound, nginx's stream
-module (mTLS) and microsocks (SOCKS5), from ``tests/connparts.py``.
+with the time passed in, in tests/unit/test_connect_pure.py; here the rest runs in both
+modes against unbound, nginx's stream module (mTLS) and microsocks (SOCKS5), from
+``tests/support/connparts.py``.
 """
 
 from __future__ import annotations
@@ -23,9 +24,6 @@ from dotclient.testing import IssuedCert, TestCA, UnboundServer
 
 from support.connparts import ZONE, Microsocks, NginxTLS, blackhole, running
 from support.modes import open_client, resolve
-
-# -- policy tables, no I/O ------------------------------------------------------------
-
 
 # -- source_address ---------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Several servers per client: the order a query tries them in, backoff, and failover.
 
-The rotation is tested alone (no I/O, time passed in); the clients against in-process
-servers that fail in each way, and a real unbound behind a dead server.
+The clients against in-process servers that fail in each way, and a real unbound behind
+a dead server. The rotation alone (no I/O, time passed in) and the option checks:
+tests/unit/test_failover_pure.py.
 """
 
 from __future__ import annotations
@@ -18,12 +19,6 @@ from dotclient.testing import IssuedCert, TestCA, UnboundServer
 
 from support.fakeserver import FakeConnection, FakeServer, echo_handler, frame
 from support.modes import AsyncDriver, open_client, pause, resolve
-
-# -- the rotation, without I/O ---------------------------------------------------------
-
-
-# -- options ------------------------------------------------------------------------------
-
 
 # -- against servers that fail -----------------------------------------------------------
 

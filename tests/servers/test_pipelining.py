@@ -1,9 +1,10 @@
 """Pipelining, the connection pool and the connection lifecycle.
 
-Scripted servers (tests/fakeserver.py) play what a real server will not do on demand:
+Scripted servers (tests/support/fakeserver.py) play what a real server will not do on demand:
 answering in reverse order, holding answers until a burst is complete, closing after N
 queries, and dropping all but the first of a pipelined burst the way dnsdist does.
-The same behaviours against unbound are in test_interop.py and test_interop_servers.py.
+The same behaviours against real servers are in tests/interop/ (test_interop.py,
+test_interop_servers.py).
 """
 
 from __future__ import annotations
