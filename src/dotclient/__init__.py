@@ -9,6 +9,7 @@ timeouts.
 """
 
 from ._async.client import AsyncClient, aresolve
+from ._config import ClientOptions
 from ._exceptions import (
     AllServersFailed,
     AuthenticationError,
@@ -21,10 +22,9 @@ from ._exceptions import (
     Timeout,
     TLSError,
 )
-from ._failover import ServerState
 from ._response import Response
 from ._server import PRESETS, Server, parse_server
-from ._stats import ClientStats
+from ._stats import ClientStats, ServerState
 from ._sync.client import Client, resolve
 from ._tls import TLSInfo
 
@@ -36,6 +36,7 @@ __all__ = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientOptions",
     "ClientStats",
     "ConnectError",
     "ConnectionLost",

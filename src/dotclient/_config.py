@@ -1,31 +1,41 @@
-"""What the sync and async clients share: options, query building, responses.
+"""A client's options: defined once, checked once, before any I/O.
 
-No I/O here. ``dotclient._async.client`` (and the ``_sync`` code generated from it)
-only move bytes and wait; everything they decide comes from :class:`ClientConfig`.
+:class:`ClientOptions` is the keyword options as callers give them to ``Client``,
+``AsyncClient``, ``resolve()`` and ``aresolve()`` (``**options: Unpack[ClientOptions]``,
+so mypy checks every name and type at the call site). :meth:`ClientConfig.from_options`
+turns them into a :class:`ClientConfig`: a frozen dataclass whose fields carry each
+option's default and documentation (aioquic's ``QuicConfiguration``), checked in
+``__post_init__``. The clients read everything they decide from it.
 """
 
 from __future__ import annotations
 
-import math
+import ast
+import dataclasses
+import inspect
 import ssl
-import time
+import textwrap
 import warnings
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypedDict
 
-import dns.flags
 import dns.message
 import dns.name
 import dns.rdataclass
 import dns.rdatatype
 
-from ._exceptions import Timeout
+from . import _deadline
 from ._failover import STRATEGIES
 from ._happy import DEFAULT_ATTEMPT_DELAY
-from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK, check_question
-from ._response import Response
-from ._route import make_route
+from ._protocol import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK
+from ._question import Question, check_message, make_question
+from ._response import Response, make_response
+from ._route import Route, make_route
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "DEFAULT_BACKOFF",
@@ -34,10 +44,10 @@ __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_TIMEOUT",
+    "OPTIONS_HELP",
     "ClientConfig",
-    "Question",
+    "ClientOptions",
     "ServerSpec",
-    "remaining",
 ]
 
 #: Seconds a query may take by default: connect, handshake and answer together.
@@ -58,25 +68,45 @@ DEFAULT_BACKOFF = 1.0
 DEFAULT_MAX_BACKOFF = 3600.0
 
 ServerSpec = str | Server
-#: A checked question: name, type, class and whether to set the DO bit.
-Question = tuple[dns.name.Name, dns.rdatatype.RdataType, dns.rdataclass.RdataClass, bool]
 
 
-#: The longest timeout, idle timeout or backoff accepted, in seconds (a day): every wait
-#: must fit the system calls that do it (poll() takes at most 2**31 - 1 milliseconds).
-MAX_SECONDS = 86_400.0
+class _AsGiven(TypedDict, total=False):
+    # The options that ClientConfig fields take as given; ClientOptions adds the four
+    # that from_options parses into servers and bootstrap.
+    strategy: str
+    server_timeout: float | None
+    backoff: float
+    max_backoff: float
+    timeout: float
+    pin_only: bool
+    sni: str | bool | None
+    ca_file: str | None
+    ssl_context: ssl.SSLContext | None
+    profile: str
+    padding: bool | int
+    max_connections: int
+    max_in_flight: int
+    idle_timeout: float
+    keepalive: bool
+    resumption: bool
+    client_cert: str | None
+    client_key: str | None
+    source_address: str | tuple[str, int] | None
+    proxy: str | None
+    happy_eyeballs_delay: float
+    fast_open: bool
 
 
-def _check_timeout(timeout: float | None, default: float, what: str = "timeout") -> float:
-    if timeout is None:
-        return default
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds, not {type(timeout).__name__}")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"{what} must be a positive, finite number of seconds, not {timeout}")
-    if timeout > MAX_SECONDS:
-        raise ValueError(f"{what} must be at most {MAX_SECONDS:.0f} seconds, not {timeout}")
-    return float(timeout)
+class ClientOptions(_AsGiven, total=False):
+    """The keyword options of ``Client``, ``AsyncClient``, ``resolve()`` and
+    ``aresolve()``, as callers give them: each is the :class:`ClientConfig` field of the
+    same name, documented there (``auth_name`` and ``pins`` with ``servers``). Type a
+    function that passes them on with ``**options: Unpack[ClientOptions]``."""
+
+    servers: Iterable[ServerSpec] | None
+    auth_name: str | None
+    pins: Iterable[str | bytes] | None
+    bootstrap: Iterable[ServerSpec] | None
 
 
 def _check_count(what: str, value: int, most: int) -> int:
@@ -87,13 +117,16 @@ def _check_count(what: str, value: int, most: int) -> int:
     return value
 
 
-def remaining(deadline: float, server: Server, what: str = "the answer") -> float:
-    """Seconds left until ``deadline`` (``time.monotonic()`` based); raise
-    :class:`Timeout` if none are."""
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise Timeout(f"timed out waiting for {what} from {server}", server=server)
-    return left
+def _check_padding(padding: bool | int | None) -> int:
+    if padding is True:
+        return DEFAULT_PADDING_BLOCK
+    if padding is False or padding is None:
+        return 0
+    if isinstance(padding, int) and 0 <= padding <= MAX_PADDING_BLOCK:
+        return padding
+    raise ValueError(
+        f"padding must be True, False or a block size 0-{MAX_PADDING_BLOCK}, not {padding!r}"
+    )
 
 
 def _parse_servers(
@@ -140,123 +173,221 @@ def _parse_bootstrap(bootstrap: Iterable[ServerSpec] | None) -> tuple[Server, ..
     return parsed
 
 
-class ClientConfig:
-    """Validated client options. Every check happens here, before any I/O."""
+def _default_servers() -> tuple[Server, ...]:
+    return (parse_server(),)
 
-    def __init__(
-        self,
-        server: ServerSpec | None = None,
-        *,
-        servers: Iterable[ServerSpec] | None = None,
-        strategy: str = "failover",
-        server_timeout: float | None = None,
-        backoff: float = DEFAULT_BACKOFF,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        timeout: float = DEFAULT_TIMEOUT,
-        auth_name: str | None = None,
-        pins: Iterable[str | bytes] | None = None,
-        pin_only: bool = False,
-        sni: str | bool | None = None,
-        ca_file: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        profile: str = "strict",
-        padding: bool | int = True,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        keepalive: bool = False,
-        resumption: bool = True,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        source_address: str | tuple[str, int] | None = None,
-        proxy: str | None = None,
-        happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
-        bootstrap: Iterable[ServerSpec] | None = None,
-        fast_open: bool = False,
-    ) -> None:
-        #: The servers, in the order given; ``server`` is the first.
-        self.servers = _parse_servers(server, servers, auth_name, pins)
-        self.server = self.servers[0]
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
-        self.strategy = strategy
-        self.timeout = _check_timeout(timeout, DEFAULT_TIMEOUT)
-        #: Seconds one server gets for a query before it moves on to the next; None
-        #: shares the time left evenly among the servers still to try.
-        self.server_timeout = (
-            None if server_timeout is None else _check_timeout(server_timeout, 0, "server_timeout")
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    """A client's options, checked: every check happens here, before any I/O.
+
+    Build one with :meth:`from_options` from what a caller gave ``Client`` or
+    ``AsyncClient``; a bad option raises ``ValueError`` or ``TypeError``.
+    """
+
+    servers: tuple[Server, ...] = dataclasses.field(default_factory=_default_servers)
+    """The servers, in the order given, tried in turn when one fails. Given as
+    ``server`` (one spec, positional: ``"1.1.1.1"``, ``"9.9.9.9#dns.quad9.net"``,
+    ``"[2606:4700:4700::1111]:853"``, ``"dns.google"``, ``"cloudflare"``, ... or a
+    :class:`Server`; None means ``$DOTCLIENT_SERVER``, else ``"cloudflare"``) or as
+    ``servers`` (several specs). ``auth_name``: the authentication domain name to verify
+    and send as SNI. ``pins``: SHA-256 SPKI pins (``"sha256/BASE64"``, RFC 7858 section
+    4.2); one must match the verified chain. With ``servers``, both apply to every
+    server; give each its own in its spec or :class:`Server` instead."""
+    strategy: str = "failover"
+    """``"failover"``: always the first server that works, in the order given;
+    ``"round_robin"``: each query starts at the next server."""
+    server_timeout: float | None = None
+    """Seconds one server gets for a query before it moves on to the next; None shares
+    the time left evenly among the servers still to try."""
+    backoff: float = DEFAULT_BACKOFF
+    """Seconds a server that failed goes to the back of the order, doubled with each
+    further failure in a row, up to ``max_backoff`` (RFC 7858 section 3.1). While every
+    server is backed off after failing to connect, handshake or authenticate (a lone
+    server too), queries fail at once with the remembered error; see
+    ``forget_failures()``."""
+    max_backoff: float = DEFAULT_MAX_BACKOFF
+    """The longest backoff, in seconds."""
+    timeout: float = DEFAULT_TIMEOUT
+    """Seconds for a whole query, connection set-up and every server tried included."""
+    pin_only: bool = False
+    """Trust a matching pin alone (for a self-signed server), without CA or name
+    checks."""
+    sni: str | bool | None = None
+    """A different SNI name to send, or ``False`` for none; the name verified stays the
+    authentication name."""
+    ca_file: str | None = None
+    """PEM trust anchors replacing certifi's bundle (a private CA)."""
+    ssl_context: ssl.SSLContext | None = None
+    """A context of your own, for full control of TLS."""
+    profile: str = "strict"
+    """``"strict"`` (RFC 8310) fails unless the server is authenticated;
+    ``"opportunistic"`` then goes on encrypted but unauthenticated, and says so in
+    :attr:`Response.authenticated`."""
+    padding: int = DEFAULT_PADDING_BLOCK
+    """Pad queries to multiples of this many octets (RFC 8467): ``True`` (given) is 128,
+    ``False`` or 0 no padding."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    """Connections open to each server at once (RFC 7766 section 6.2.2), retired ones
+    still finishing queries included. With more than one, another opens only when the
+    others are full; past both limits callers wait (within their timeout) instead of
+    failing."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """Queries pipelined on one connection (RFC 7766 section 6.2.1.1)."""
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
+    """Seconds a connection with nothing in flight stays open."""
+    keepalive: bool = False
+    """Send the EDNS TCP keepalive option (RFC 7828) and close idle connections before
+    the timeout the server offers."""
+    resumption: bool = True
+    """Resume the TLS session when reconnecting (with contexts dotclient builds: always
+    off with ``ssl_context``)."""
+    client_cert: str | None = None
+    """A PEM file of a client certificate, for servers that require one (mTLS);
+    resumption and pins keep working. Not with ``ssl_context``."""
+    client_key: str | None = None
+    """The PEM file of ``client_cert``'s key, if it is not in the certificate's file."""
+    source_address: str | tuple[str, int] | None = None
+    """The local IP address (or ``(address, port)``) to connect from; only the server's
+    addresses of its family are tried."""
+    proxy: str | None = None
+    """``"socks5://[user:pass@]host:port"`` to connect through a SOCKS5 proxy (Tor too),
+    or ``"socks5h://..."`` to have the proxy resolve server names; needs
+    ``pip install 'dotclient[socks]'``."""
+    happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY
+    """With a server name that has several addresses, seconds between connection
+    attempts (RFC 8305): IPv6 first, families alternating; the first TLS handshake to
+    finish wins, the others are closed."""
+    bootstrap: tuple[Server, ...] = ()
+    """Servers, by IP address, that look up the names of the other servers over DoT
+    (cached for the answer's TTL, refreshed before it expires). Without them a server
+    name is looked up with the system resolver, in cleartext. Presets and servers given
+    by IP need no lookup."""
+    fast_open: bool = False
+    """Ask for TCP Fast Open (RFC 7413; RFC 7858 section 3.4) on Linux, so that a
+    connection to a server the kernel holds a cookie for carries the ClientHello in its
+    SYN, saving a round trip. Where the kernel does not offer it, connections are made as
+    usual. Off by default: the cookie identifies this host to the server across
+    connections and networks."""
+
+    # Derived from the fields above by __post_init__ (so not compared).
+    server: Server = dataclasses.field(init=False, repr=False, compare=False)
+    """The first server."""
+    policies: tuple[TLSPolicy, ...] = dataclasses.field(init=False, repr=False, compare=False)
+    """The TLS policy of each server, in the order of ``servers``."""
+    route: Route = dataclasses.field(init=False, repr=False, compare=False)
+    """Where connections come from and through what they go."""
+
+    @classmethod
+    def from_options(
+        cls, server: ServerSpec | None = None, **options: Unpack[ClientOptions]
+    ) -> ClientConfig:
+        """Check what a caller gave ``Client(server, **options)``: parse the server
+        specs (with ``auth_name`` and ``pins``) and the bootstrap servers, then check
+        the rest as :class:`ClientConfig` does."""
+        unknown = sorted(options.keys() - ClientOptions.__optional_keys__)
+        if unknown:  # as Python says it, not naming ClientConfig.__init__
+            raise TypeError(f"got an unexpected keyword argument {unknown[0]!r}")
+        servers = _parse_servers(
+            server,
+            options.pop("servers", None),
+            options.pop("auth_name", None),
+            options.pop("pins", None),
         )
-        self.backoff = _check_timeout(backoff, DEFAULT_BACKOFF, "backoff")
-        self.max_backoff = _check_timeout(max_backoff, DEFAULT_MAX_BACKOFF, "max_backoff")
+        bootstrap = _parse_bootstrap(options.pop("bootstrap", None))
+        as_given: _AsGiven = options
+        return cls(servers=servers, bootstrap=bootstrap, **as_given)
+
+    def __post_init__(self) -> None:
+        def fix(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)  # frozen: only here, while checking
+
+        if not self.servers:
+            raise ValueError("servers must name at least one server")
+        fix("server", self.servers[0])
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"strategy must be one of {', '.join(STRATEGIES)}, not {self.strategy!r}"
+            )
+        check = _deadline.check_seconds
+        fix("timeout", check(self.timeout, DEFAULT_TIMEOUT))
+        if self.server_timeout is not None:
+            fix("server_timeout", check(self.server_timeout, 0, "server_timeout"))
+        fix("backoff", check(self.backoff, DEFAULT_BACKOFF, "backoff"))
+        fix("max_backoff", check(self.max_backoff, DEFAULT_MAX_BACKOFF, "max_backoff"))
         if self.max_backoff < self.backoff:
             raise ValueError(
                 f"max_backoff ({self.max_backoff}) must not be less than backoff ({self.backoff})"
             )
-        self.max_connections = _check_count("max_connections", max_connections, 64)
+        _check_count("max_connections", self.max_connections, 64)
         # Query IDs are 16 bits; a connection never has more in flight than that.
-        self.max_in_flight = _check_count("max_in_flight", max_in_flight, 65535)
-        self.idle_timeout = _check_timeout(idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout")
-        self.keepalive = bool(keepalive)
-        self.resumption = bool(resumption)
-        #: Ask for TCP Fast Open (RFC 7413) on new connections (RFC 7858 section 3.4).
-        self.fast_open = bool(fast_open)
-        if padding is True:
-            self.padding = DEFAULT_PADDING_BLOCK
-        elif padding is False or padding is None:
-            self.padding = 0
-        elif isinstance(padding, int) and 0 <= padding <= MAX_PADDING_BLOCK:
-            self.padding = padding
-        else:
-            raise ValueError(
-                f"padding must be True, False or a block size 0-{MAX_PADDING_BLOCK}, "
-                f"not {padding!r}"
-            )
-        if ca_file is not None:
-            ca_file = str(ca_file)
-        #: The TLS policy of each server, in the order of ``servers``.
-        self.policies = tuple(
-            TLSPolicy(
-                each,
-                ca_file=ca_file,
-                ssl_context=ssl_context,
-                sni=sni,
-                pin_only=pin_only,
-                profile=profile,
-                client_cert=client_cert,
-                client_key=client_key,
-            )
-            for each in self.servers
-        )
-        self.tls = self.policies[0]
-        #: Where connections come from and through what they go.
-        self.route = make_route(source_address, proxy, happy_eyeballs_delay)
-        #: Servers (by IP) that look up the names of the others over DoT; () for none.
-        self.bootstrap = _parse_bootstrap(bootstrap)
-        if profile == "opportunistic" and any(each.pins for each in self.servers):
+        _check_count("max_in_flight", self.max_in_flight, 65535)
+        fix("idle_timeout", check(self.idle_timeout, DEFAULT_IDLE_TIMEOUT, "idle_timeout"))
+        fix("keepalive", bool(self.keepalive))
+        # Sessions are kept with the contexts dotclient builds only (docs/guide.md).
+        fix("resumption", bool(self.resumption) and self.ssl_context is None)
+        fix("fast_open", bool(self.fast_open))
+        fix("padding", _check_padding(self.padding))
+        if self.ca_file is not None:
+            fix("ca_file", str(self.ca_file))  # a path object too
+        fix("policies", tuple(self._policy(each) for each in self.servers))
+        fix("route", make_route(self.source_address, self.proxy, self.happy_eyeballs_delay))
+        if self.profile == "opportunistic" and any(each.pins for each in self.servers):
             # Kept, not refused: a caller may want answers whatever the pin says (the
             # probe does), and Response.authenticated says False; but a pin that
             # cannot stop a query is likely a mistake (RFC 7858 section 4.2 makes a
-            # mismatch non-recoverable in the pinned profile), so say so.
+            # mismatch non-recoverable in the pinned profile), so say so. stacklevel:
+            # here, __init__, from_options, the client's __init__, its caller.
             warnings.warn(
                 "pins with profile='opportunistic': a server whose pin does not match "
                 "is still used, unauthenticated (Response.authenticated is False); use "
                 "the strict profile to make a pin mismatch fatal (RFC 7858 section 4.2)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
+    def _policy(self, server: Server) -> TLSPolicy:
+        return TLSPolicy(
+            server,
+            ca_file=self.ca_file,
+            ssl_context=self.ssl_context,
+            sni=self.sni,
+            pin_only=self.pin_only,
+            profile=self.profile,
+            client_cert=self.client_cert,
+            client_key=self.client_key,
+        )
+
+    def bootstrap_options(self) -> ClientOptions:
+        """The options of the client that looks up server names: the ``bootstrap``
+        servers, with this client's timeout, trust anchors or context, profile and
+        route."""
+        return ClientOptions(
+            servers=self.bootstrap,
+            timeout=self.timeout,
+            ca_file=self.ca_file,
+            ssl_context=self.ssl_context,
+            profile=self.profile,
+            source_address=self.source_address,
+            proxy=self.proxy,
+            happy_eyeballs_delay=self.happy_eyeballs_delay,
+        )
+
+    def capacity(self) -> int:
+        """Queries the client can have in flight at once: ``max_in_flight`` on each of
+        ``max_connections`` per server (every server with ``round_robin``, else one)."""
+        servers = len(self.servers) if self.strategy == "round_robin" else 1
+        return self.max_in_flight * self.max_connections * servers
+
     def deadline(self, timeout: float | None) -> float:
-        """The ``time.monotonic()`` instant by which a query started now must end."""
-        return time.monotonic() + _check_timeout(timeout, self.timeout)
+        """The ``time.monotonic()`` instant by which a query started now must end
+        (``timeout``, or this client's)."""
+        return _deadline.deadline(timeout, self.timeout)
 
     def share(self, deadline: float, untried: int) -> float | None:
         """Seconds the next server may take for a query when ``untried`` servers
         (counting it) are left to try; None for all the time left."""
-        if untried <= 1:
-            return None
-        if self.server_timeout is not None:
-            return self.server_timeout
-        return max(deadline - time.monotonic(), 0.0) / untried
+        return _deadline.share(deadline, untried, self.server_timeout)
 
     @staticmethod
     def question(
@@ -265,34 +396,67 @@ class ClientConfig:
         rdclass: dns.rdataclass.RdataClass | str | int,
         dnssec: bool,
     ) -> Question:
-        """Check what :meth:`resolve` was asked, before any I/O."""
-        if not isinstance(name, (str, dns.name.Name)):
-            raise TypeError(f"name must be a str or dns.name.Name, not {type(name).__name__}")
-        if not isinstance(dnssec, bool):  # "no" would set the DO bit
-            raise TypeError(f"dnssec must be True or False, not {dnssec!r}")
-        return (*check_question(name, rdtype, rdclass), dnssec)
+        """Check what ``resolve()`` was asked, before any I/O (see ``_question``)."""
+        return make_question(name, rdtype, rdclass, dnssec)
 
     @staticmethod
     def check_message(message: object) -> dns.message.Message:
         """Refuse anything but a dnspython query message, before any I/O."""
-        if not isinstance(message, dns.message.Message):
-            raise TypeError(f"query needs a dns.message.Message, not {type(message).__name__}")
-        if len(message.question) != 1:
-            raise ValueError(f"a query needs exactly one question, not {len(message.question)}")
-        if message.flags & dns.flags.QR:
-            raise ValueError("the message has the QR flag set: it is a response, not a query")
-        return message
+        return check_message(message)
 
+    @staticmethod
     def response(
-        self,
         query: dns.message.Message | None,
         message: dns.message.Message | bytes,
         started: float,
         tls: TLSInfo,
         server: Server,
     ) -> Response:
-        """Wrap a validated answer. For a caller's message the wire ID was ours; give
-        the caller's back so ``query.is_response(response.message)`` holds."""
-        if isinstance(message, dns.message.Message) and query is not None:
-            message.id = query.id
-        return Response(message, server, time.perf_counter() - started, tls)
+        """Wrap a validated answer (see ``_response.make_response``)."""
+        return make_response(query, message, started, tls, server)
+
+
+def _field_docs() -> dict[str, str]:
+    """The attribute docstrings of ClientConfig's fields, read from this file's source
+    (they exist only there); {} where the source is not to be had."""
+    try:
+        with open(__file__, encoding="utf-8") as file:
+            source = file.read()
+        # Only the fields (they end where the methods begin): a few lines to parse at
+        # import, not the module (inspect.getsource would cost ten times as much).
+        start = source.index("\nclass ClientConfig")
+        body = ast.parse(source[start : source.index("\n    @classmethod", start)]).body
+    except (OSError, ValueError, SyntaxError):
+        return {}
+    fields = body[0].body if body and isinstance(body[0], ast.ClassDef) else []
+    docs = {}
+    for node, after in zip(fields, fields[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+def _options_help() -> str:
+    """Every option with its default and documentation, for ``help()`` (whose
+    docstrings cannot hold attribute docstrings)."""
+    docs = _field_docs()
+    lines = ["", "Options (keyword-only but ``server``; fields of ``ClientConfig``):", ""]
+    for field in dataclasses.fields(ClientConfig):
+        if not field.init:
+            continue
+        default = "" if field.default is dataclasses.MISSING else f" ({field.default!r})"
+        text = f"* ``{field.name}``{default}: {docs.get(field.name, '')}"
+        lines.append(textwrap.fill(text.rstrip(": "), 84, subsequent_indent="  "))
+    # Indented as the class docstrings it ends, for inspect.cleandoc (help()).
+    return textwrap.indent("\n".join(lines), "    ") + "\n"
+
+
+#: The options section that ``Client``'s and ``AsyncClient``'s docstrings end with.
+OPTIONS_HELP = _options_help()
+ClientConfig.__doc__ = (ClientConfig.__doc__ or "") + OPTIONS_HELP

@@ -27,44 +27,16 @@ back to cleartext, so "not asking" a server can only mean using another or faili
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from ._exceptions import ConnectError, ConnectionLost, DoTError, TLSError
-from ._server import Server
 
-__all__ = ["STRATEGIES", "Rotation", "ServerState"]
+__all__ = ["STRATEGIES", "Rotation"]
 
 _ONLY = (0,)
 
 #: The ways a client with several servers spreads its queries.
 STRATEGIES = ("failover", "round_robin")
-
-
-@dataclasses.dataclass(frozen=True)
-class ServerState:
-    """How one of a client's servers is doing (``client.stats.servers``, a snapshot)."""
-
-    server: Server
-    #: Failures in a row (connect, TLS, authentication, timeout, bad answers); 0 once a
-    #: query is answered.
-    failures: int = 0
-    #: Seconds until the server is tried in its turn again; 0 when it is not backed off.
-    retry_in: float = 0.0
-    #: The error of its last failure, while ``failures`` is not 0.
-    last_error: DoTError | None = None
-    #: Responses this server delivered.
-    responses: int = 0
-    #: Connections open to it now, and queries in flight on them.
-    open_connections: int = 0
-    in_flight: int = 0
-    #: Whether it answered pipelined queries: None until known.
-    pipelining: bool | None = None
-    #: The current limit on queries in flight per connection to it.
-    max_in_flight: int = 0
-    #: The address of the last connection opened to it (for a server given by name,
-    #: the one Happy Eyeballs picked); None before the first.
-    address: str | None = None
 
 
 class Rotation:

@@ -3,6 +3,8 @@ connection told us."""
 
 from __future__ import annotations
 
+import time
+
 import dns.flags
 import dns.message
 import dns.name
@@ -17,7 +19,7 @@ from ._protocol import wire_summary
 from ._server import Server
 from ._tls import TLSInfo
 
-__all__ = ["Response"]
+__all__ = ["Response", "make_response"]
 
 
 class Response:
@@ -314,3 +316,18 @@ class Response:
             f"{self._elapsed * 1000:.1f} ms {self._tls.version}"
             f"{'' if self.authenticated else ' UNAUTHENTICATED'}>"
         )
+
+
+def make_response(
+    query: dns.message.Message | None,
+    message: dns.message.Message | bytes,
+    started: float,
+    tls: TLSInfo,
+    server: Server,
+) -> Response:
+    """Wrap a validated answer to a query that began at ``started``
+    (``time.perf_counter()``). For a caller's message the wire ID was ours; give the
+    caller's back so ``query.is_response(response.message)`` holds."""
+    if isinstance(message, dns.message.Message) and query is not None:
+        message.id = query.id
+    return Response(message, server, time.perf_counter() - started, tls)

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 from ._exceptions import InvalidServerSpec
 
-__all__ = ["DEFAULT_PORT", "PRESETS", "Server", "parse_pin", "parse_server"]
+__all__ = ["DEFAULT_PORT", "PRESETS", "Server", "is_ip", "parse_pin", "parse_server"]
 
 #: The DoT port (RFC 7858 section 3.1).
 DEFAULT_PORT = 853
@@ -24,7 +24,8 @@ _PLAIN_DNS_PORT_REASON = "port 53 is plain DNS's; a DoT port must not be 53 (RFC
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 
 
-def _is_ip(text: str) -> bool:
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address literal (no brackets, no port)."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -134,7 +135,7 @@ class Server:
         if not isinstance(self.host, str) or not self.host:
             raise InvalidServerSpec(f"server host must be a non-empty str, got {self.host!r}")
         host = self.host.strip("[]") if self.host.startswith("[") else self.host
-        if _is_ip(host):
+        if is_ip(host):
             object.__setattr__(self, "host", str(ipaddress.ip_address(host)))
         else:
             object.__setattr__(self, "host", _check_hostname(host, spec))
@@ -147,7 +148,7 @@ class Server:
                 f"invalid port 53 for server {spec!r}: {_PLAIN_DNS_PORT_REASON}"
             )
         if self.auth_name is not None:
-            if _is_ip(self.auth_name):
+            if is_ip(self.auth_name):
                 object.__setattr__(self, "auth_name", str(ipaddress.ip_address(self.auth_name)))
             else:
                 name = _check_hostname(self.auth_name, spec, "authentication name")
@@ -163,7 +164,7 @@ class Server:
     @property
     def is_ip(self) -> bool:
         """True when ``host`` is an IP address literal."""
-        return _is_ip(self.host)
+        return is_ip(self.host)
 
     @property
     def verify_name(self) -> str:
@@ -195,13 +196,6 @@ PRESETS: dict[str, Server] = {
     "google": _preset("google", "8.8.8.8", "dns.google"),
     # https://www.quad9.net/service/service-addresses-and-features
     "quad9": _preset("quad9", "9.9.9.9", "dns.quad9.net"),
-}
-
-#: Other addresses of the presets (IPv4 and IPv6), same authentication names.
-PRESET_ADDRESSES: dict[str, tuple[str, ...]] = {
-    "cloudflare": ("1.1.1.1", "1.0.0.1", "2606:4700:4700::1111", "2606:4700:4700::1001"),
-    "google": ("8.8.8.8", "8.8.4.4", "2001:4860:4860::8888", "2001:4860:4860::8844"),
-    "quad9": ("9.9.9.9", "149.112.112.112", "2620:fe::fe", "2620:fe::9"),
 }
 
 DEFAULT_SERVER_ENV = "DOTCLIENT_SERVER"
@@ -285,7 +279,7 @@ def _parse_text(spec: str) -> Server:
             if after[0] not in ":@":
                 raise InvalidServerSpec(f"unexpected {after!r} after ']' in server spec {spec!r}")
             port = _parse_port(after[1:], spec)
-        if not _is_ip(host):
+        if not is_ip(host):
             raise InvalidServerSpec(f"invalid IPv6 address {host!r} in server spec {spec!r}")
     elif "@" in rest:
         host, _, port_text = rest.rpartition("@")
@@ -295,15 +289,15 @@ def _parse_text(spec: str) -> Server:
         port = _parse_port(port_text, spec)
     else:
         host = rest  # a name, an IPv4 address or a bare IPv6 address
-        if ":" in host and not _is_ip(host):
+        if ":" in host and not is_ip(host):
             raise InvalidServerSpec(f"invalid IPv6 address {host!r} in server spec {spec!r}")
     if not host:
         raise InvalidServerSpec(f"missing host in server spec {spec!r}")
     # Checked here as well as in Server, so that messages quote the whole spec.
-    if not _is_ip(host):
+    if not is_ip(host):
         if host.replace(".", "").isdigit():
             raise InvalidServerSpec(f"invalid IPv4 address {host!r} in server spec {spec!r}")
         _check_hostname(host, spec)
-    if auth_name is not None and not _is_ip(auth_name):
+    if auth_name is not None and not is_ip(auth_name):
         _check_hostname(auth_name, spec, "authentication name")
     return Server(host, port, auth_name)

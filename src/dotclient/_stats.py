@@ -1,14 +1,40 @@
-"""Client counters, and the TLS session a client keeps for resumption."""
+"""What a client reports of itself: its counters (``client.stats``) and how each of its
+servers is doing."""
 
 from __future__ import annotations
 
 import dataclasses
-import ssl
 
-from ._failover import ServerState
-from ._tls import TLSInfo
+from ._exceptions import DoTError
+from ._server import Server
 
-__all__ = ["ClientStats", "SavedSession"]
+__all__ = ["ClientStats", "ServerState"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerState:
+    """How one of a client's servers is doing (``client.stats.servers``, a snapshot)."""
+
+    server: Server
+    #: Failures in a row (connect, TLS, authentication, timeout, bad answers); 0 once a
+    #: query is answered.
+    failures: int = 0
+    #: Seconds until the server is tried in its turn again; 0 when it is not backed off.
+    retry_in: float = 0.0
+    #: The error of its last failure, while ``failures`` is not 0.
+    last_error: DoTError | None = None
+    #: Responses this server delivered.
+    responses: int = 0
+    #: Connections open to it now, and queries in flight on them.
+    open_connections: int = 0
+    in_flight: int = 0
+    #: Whether it answered pipelined queries: None until known.
+    pipelining: bool | None = None
+    #: The current limit on queries in flight per connection to it.
+    max_in_flight: int = 0
+    #: The address of the last connection opened to it (for a server given by name,
+    #: the one Happy Eyeballs picked); None before the first.
+    address: str | None = None
 
 
 @dataclasses.dataclass
@@ -45,14 +71,3 @@ class ClientStats:
     failovers: int = 0
     #: How each server is doing, in the order the client was given them.
     servers: tuple[ServerState, ...] = ()
-
-
-@dataclasses.dataclass(frozen=True)
-class SavedSession:
-    """A TLS session to offer when reconnecting, with what its handshake established."""
-
-    #: Index of the attempt in ``TLSPolicy.attempts()``: the context it belongs to.
-    attempt: int
-    session: ssl.SSLSession
-    #: The authentication outcome of the handshake that made the session.
-    tls: TLSInfo

@@ -38,6 +38,7 @@ __all__ = [
     "PROFILES",
     "TLS12_CIPHERS",
     "Attempt",
+    "SavedSession",
     "TLSInfo",
     "TLSPolicy",
     "format_pin",
@@ -195,6 +196,17 @@ class TLSInfo:
             f"resumed={self.resumed!r}, pins={list(self.pins)!r}, "
             f"certificates={len(self.peer_certificates)})"
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class SavedSession:
+    """A TLS session to offer when reconnecting, with what its handshake established."""
+
+    #: Index of the attempt in ``TLSPolicy.attempts()``: the context it belongs to.
+    attempt: int
+    session: ssl.SSLSession
+    #: The authentication outcome of the handshake that made the session.
+    tls: TLSInfo
 
 
 def _stamp(path: str) -> tuple[int, int] | None:

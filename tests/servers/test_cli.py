@@ -401,7 +401,9 @@ def test_bulk_retries_timeouts_on_the_next_server(
     code, out, err = run(capsys, *argv, "--timeout", "0.5")
     result = records(out)
     assert code == 0 and all(r["server"] == spec(unbound) for r in result)
-    assert sum(1 for r in result if r.get("retries") == 1) == 3 and "3 retries" in err
+    # The 3 names dealt to the silent server moved on to the next (the client's
+    # failovers); an answered name does not say where it went first.
+    assert "3 retries" in err and not any("retries" in r for r in result)
     code, out, err = run(capsys, *argv, "--timeout", "0.5", "--retries", "0")
     failed = [r for r in records(out) if r["error"]]
     assert code == 1 and len(failed) == 3

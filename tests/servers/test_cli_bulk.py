@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -216,16 +217,56 @@ def test_bulk_times_out_in_parallel_and_failed_names_carry_their_retries(
 ) -> None:
     # Issue 15 bug 1 with a silent server (197 names took 599 s, one after another), and
     # the friction item: a name that failed after its retries says how many it had.
+    # Retries are the client's failover (strategy round_robin), so two silent servers:
+    # each name waits --timeout on the one it was dealt, then moves on to the other.
     names = tmp_path / "names.txt"
     names.write_text("".join(f"n{i}.example.test\n" for i in range(16)))
-    with DelayedServer(server_cert, (unbound.host, unbound.port), delay=None) as silent:
+    with contextlib.ExitStack() as stack:
+        silent = [
+            stack.enter_context(
+                DelayedServer(server_cert, (unbound.host, unbound.port), delay=None)
+            )
+            for _ in range(2)
+        ]
         code, out, err = run(
-            capsys, "bulk", str(names), "-s", spec(silent), "--ca-file", ca_file,
-            "-c", "16", "--timeout", "1", "--retries", "1",
+            capsys, "bulk", str(names), "-s", spec(silent[0]), "-s", spec(silent[1]),
+            "--ca-file", ca_file, "-c", "16", "--timeout", "1", "--retries", "1",
         )  # fmt: skip
         # Not 16: the library holds back queries on connections that have answered
         # nothing yet (8 on the test machine). One at a time was the bug.
-        assert silent.max_in_flight >= 4, silent.max_in_flight
+        assert all(server.max_in_flight >= 4 for server in silent), [
+            server.max_in_flight for server in silent
+        ]
     result = records(out)
     assert code == 3 and len(result) == 16
     assert all(r["retries"] == 1 and str(r["error"]).startswith("Timeout: ") for r in result)
+    # Each name failed last on the server it moved on to: half of them on each.
+    assert {r["server"] for r in result} == {spec(server) for server in silent}
+    assert "16 retries" in err
+
+
+def test_bulk_retries_with_one_server_give_a_name_their_time(
+    server_cert: IssuedCert,
+    unbound: UnboundServer,
+    ca_file: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # With one server there is nowhere to move on to: --retries N gives a name
+    # --timeout x (1 + N) in all, the time its retries on that server had (the client
+    # does not resend a query that timed out), and the name says it was not retried.
+    names = tmp_path / "names.txt"
+    names.write_text("n1.example.test\nn2.example.test\n")
+    with DelayedServer(server_cert, (unbound.host, unbound.port), delay=None) as silent:
+        started = time.monotonic()
+        code, out, _ = run(
+            capsys, "bulk", str(names), "-s", spec(silent), "--ca-file", ca_file,
+            "--timeout", "0.4", "--retries", "2",
+        )  # fmt: skip
+        took = time.monotonic() - started
+    result = records(out)
+    assert code == 3 and len(result) == 2
+    for record in result:
+        assert str(record["error"]).startswith("Timeout: ") and "retries" not in record
+        assert record["server"] == spec(silent)
+    assert 1.2 <= took < 10, took

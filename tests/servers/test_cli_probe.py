@@ -136,3 +136,29 @@ def test_probe_and_query_explain_a_tls_1_1_only_server_alike(
     assert code_q == code_p == 4, (query_error, probe_error)
     for text in (query_error, probe_error):
         assert "TLSError: TLS failed with" in text and "offers only TLS below 1.2" in text
+
+
+def test_probe_reads_raw_answers_with_the_library_framing() -> None:
+    # The out-of-order step reads answers with the protocol core's FrameDecoder (no
+    # parser of its own): any chunking, several messages per chunk, and a frame shorter
+    # than a DNS header breaks the stream with ProtocolError.
+    import socket
+    import time
+
+    import dotclient
+    from dotclient._cli.probe_transport import _answer_ids
+
+    def message(qid: int) -> bytes:
+        body = qid.to_bytes(2, "big") + bytes(10)
+        return len(body).to_bytes(2, "big") + body
+
+    near, far = socket.socketpair()
+    with near, far:
+        stream = message(7) + message(9) + message(3)
+        far.sendall(stream[:1])
+        far.sendall(stream[1:15])
+        far.sendall(stream[15:])
+        assert _answer_ids(near, 3, time.monotonic() + 5) == [7, 9, 3]  # type: ignore[arg-type]
+        far.sendall(message(1) + b"\x00\x05hello")
+        with pytest.raises(dotclient.ProtocolError, match="5-octet frame"):
+            _answer_ids(near, 3, time.monotonic() + 5)  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def test_a_context_is_not_shared_across_settings(
         open_client(mode, spec, ca_file=ca_file) as a,
         open_client(mode, spec, ca_file=ca_file, sni="front.example") as b,
     ):
-        ca = getattr(a, "client", a)._config.tls.attempts()[0].context
-        cb = getattr(b, "client", b)._config.tls.attempts()[0].context
+        ca = getattr(a, "client", a)._config.policies[0].attempts()[0].context
+        cb = getattr(b, "client", b)._config.policies[0].attempts()[0].context
         assert ca is not cb and ca.check_hostname and not cb.check_hostname
         assert a.resolve("a.example.test").authenticated

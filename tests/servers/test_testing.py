@@ -21,6 +21,7 @@ import pytest
 
 from dotclient.testing import (
     DEFAULT_ZONE,
+    DelayedServer,
     DnsdistServer,
     IssuedCert,
     NamedServer,
@@ -207,6 +208,13 @@ def test_self_signed_server(unbound_factory: Factory) -> None:
     response = _query(server, "a.example.test", "A", context=trusting, server_hostname="self.test")
     assert response.rcode() == dns.rcode.NOERROR
     assert spki_pin(_handshake(server, trusting, "self.test")) == issued.spki_pin
+
+
+def test_server_reprs(unbound: UnboundServer, server_cert: IssuedCert) -> None:
+    assert repr(unbound) == f"<UnboundServer 127.0.0.1:{unbound.port} running>"
+    delayed = DelayedServer(server_cert, (unbound.host, unbound.port), host="::1")
+    assert repr(delayed) == "<DelayedServer [::1]:0 delay=0.1 stopped>"
+    assert delayed.address == "::1"
 
 
 # --- UnboundServer ---------------------------------------------------------------

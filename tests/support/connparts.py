@@ -21,7 +21,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dotclient.testing import DEFAULT_ZONE, IssuedCert, ServerNotFound, _pick_port
+from dotclient.testing import DEFAULT_ZONE, IssuedCert, ServerNotFound
+from dotclient.testing._net import pick_port
 
 from support.servers import server_missing
 
@@ -56,7 +57,7 @@ class _Process:
 
     def start(self) -> None:
         for _ in range(3):
-            self.port = _pick_port("127.0.0.1")
+            self.port = pick_port("127.0.0.1")
             with open(self._out, "ab") as out:
                 self._proc = subprocess.Popen(
                     self._command(), stdout=out, stderr=subprocess.STDOUT, cwd=self.tmpdir

@@ -15,6 +15,7 @@ PUBLIC = [
     "AsyncClient",
     "AuthenticationError",
     "Client",
+    "ClientOptions",
     "ClientStats",
     "ConnectError",
     "ConnectionLost",

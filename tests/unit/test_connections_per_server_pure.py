@@ -8,4 +8,4 @@ from dotclient._config import DEFAULT_MAX_CONNECTIONS, ClientConfig
 
 def test_the_default_is_one_connection_per_server() -> None:
     assert DEFAULT_MAX_CONNECTIONS == 1
-    assert ClientConfig("127.0.0.1").max_connections == 1
+    assert ClientConfig.from_options("127.0.0.1").max_connections == 1

@@ -27,7 +27,7 @@ from dotclient._failover import Rotation
 
 
 def test_the_default_backoff_grows_to_an_hour() -> None:
-    config = ClientConfig("127.0.0.1")
+    config = ClientConfig.from_options("127.0.0.1")
     assert DEFAULT_MAX_BACKOFF == config.max_backoff == 3600.0
     rotation = Rotation(1, "failover", config.backoff, config.max_backoff)
     now = 0.0

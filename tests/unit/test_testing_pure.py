@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+import dotclient.testing
 from dotclient.testing import (
     DnsdistServer,
     IssuedCert,
@@ -172,3 +173,23 @@ def test_server_not_found(
         kind(server_cert, **{option: "/nonexistent"})  # type: ignore[arg-type]
     assert f"{option} binary not found at '/nonexistent'" in str(info.value)
     assert not isinstance(info.value, UnboundNotFound)
+
+
+def test_public_names() -> None:
+    """The package re-exports the names the module had (issue 11 made it a package)."""
+    assert dotclient.testing.__all__ == [
+        "DEFAULT_ZONE",
+        "DEFAULT_ZONE_ORIGIN",
+        "DelayedServer",
+        "DnsdistServer",
+        "IssuedCert",
+        "NamedServer",
+        "ServerNotFound",
+        "TestCA",
+        "UnboundNotFound",
+        "UnboundServer",
+        "build_nodelay_preload",
+        "self_signed_cert",
+    ]
+    for name in dotclient.testing.__all__:
+        assert getattr(dotclient.testing, name) is not None

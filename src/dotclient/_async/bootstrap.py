@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import dns.rcode
 
 from .._bootstrap import AddressCache
-from .._config import remaining
+from .._deadline import remaining
 from .._exceptions import ConnectError, DoTError, Timeout
 from .._happy import AddrInfo
 from .._server import Server

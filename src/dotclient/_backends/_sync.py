@@ -54,6 +54,11 @@ class SyncStream:
     non-blocking and every ``ssl`` call happens under one lock, held only for that call,
     never while waiting, because OpenSSL does not allow two threads in one ``SSL``
     object at once. The waiting is done by ``poll`` outside the lock.
+
+    :meth:`close` shuts the socket down at once, which wakes every thread in ``poll``,
+    but releases its descriptor only when the last of them has left: a descriptor
+    closed under a thread about to poll it could be reused at once by the next
+    connection, and the thread would wait on that socket instead (until its timeout).
     """
 
     def __init__(self, sock: ssl.SSLSocket, server: Server) -> None:
@@ -62,6 +67,10 @@ class SyncStream:
         self.ssl_object: Any = sock
         self._io = threading.Lock()
         self._closed = False
+        # Threads in (or about to enter) poll() on the socket, and whether the
+        # descriptor is still to be released when the last one leaves.
+        self._polling = 0
+        self._release_pending = False
         #: A write stopped inside a TLS record: no other data may follow on it.
         self.torn = False
         #: The address connected to (through a proxy: what the proxy was asked for).
@@ -74,12 +83,17 @@ class SyncStream:
             doing = "sending the query to" if phase == "send" else "waiting for the answer from"
             raise Timeout(f"timed out {doing} {self._server}", server=self._server)
         poller = select.poll()
-        try:
-            poller.register(self._sock, select.POLLOUT if want_write else select.POLLIN)
-        except ValueError:  # closed by another thread: its fd is -1
+        with self._io:
             self._check_open()
-            raise
-        poller.poll(left * 1000)
+            poller.register(self._sock, select.POLLOUT if want_write else select.POLLIN)
+            self._polling += 1
+        try:
+            poller.poll(left * 1000)
+        finally:
+            with self._io:
+                self._polling -= 1
+                if self._release_pending and not self._polling:
+                    self._release()
 
     def read(self, max_bytes: int, timeout: float) -> bytes:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
@@ -193,10 +207,18 @@ class SyncStream:
                 self._sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-            try:
-                self._sock.close()
-            except OSError:  # pragma: no cover - close() on a dead socket
-                pass
+            if self._polling:
+                self._release_pending = True  # the last thread to leave poll() does it
+            else:
+                self._release()
+
+    def _release(self) -> None:
+        """Release the descriptor (under the lock, with no thread polling it)."""
+        self._release_pending = False
+        try:
+            self._sock.close()
+        except OSError:  # pragma: no cover - close() on a dead socket
+            pass
 
 
 def _resolve(server: Server, timeout: float) -> list[_AddrInfo]:

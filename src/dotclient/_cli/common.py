@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import re
 import sys
@@ -59,12 +58,8 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def format_pin(digest: bytes) -> str:
-    """A SHA-256 SPKI digest as ``--pin`` takes it: ``sha256/BASE64``."""
-    return "sha256/" + base64.b64encode(digest).decode("ascii")
-
-
 def add_server_options(parser: argparse.ArgumentParser, *, many: bool = True) -> None:
+    """--server and --servers (``many``: the commands that take several servers)."""
     group = parser.add_argument_group("server")
     if many:
         group.add_argument(
@@ -89,7 +84,13 @@ def add_server_options(parser: argparse.ArgumentParser, *, many: bool = True) ->
 def add_tls_options(
     parser: argparse.ArgumentParser, *, profile: bool = True, padding: bool = True
 ) -> None:
-    group = parser.add_argument_group("TLS and authentication")
+    """The options every command passes to the client: TLS and authentication (with
+    --profile and --no-padding where the command honours them), then connections."""
+    _add_authentication(parser.add_argument_group("TLS and authentication"), profile, padding)
+    _add_connections(parser.add_argument_group("connections"))
+
+
+def _add_authentication(group: argparse._ArgumentGroup, profile: bool, padding: bool) -> None:
     group.add_argument("--ca-file", metavar="PEM", help="trust these CAs instead of certifi's")
     group.add_argument(
         "--auth-name", metavar="NAME", help="authentication domain name the certificate must carry"
@@ -128,23 +129,23 @@ def add_tls_options(
     group.add_argument(
         "--timeout", type=float, default=5.0, metavar="SECONDS", help="per query (default 5)"
     )
-    connections = parser.add_argument_group("connections")
-    connections.add_argument(
+
+
+def _add_connections(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
         "--keepalive",
         action="store_true",
         help="send the EDNS TCP keepalive option (RFC 7828) and honour the server's timeout",
     )
-    connections.add_argument(
+    group.add_argument(
         "--idle-timeout",
         type=float,
         default=10.0,
         metavar="SECONDS",
         help="close connections idle this long (default 10)",
     )
-    connections.add_argument(
-        "--no-resumption", action="store_true", help="never resume TLS sessions"
-    )
-    connections.add_argument(
+    group.add_argument("--no-resumption", action="store_true", help="never resume TLS sessions")
+    group.add_argument(
         "--bootstrap",
         action="append",
         default=[],
@@ -152,19 +153,19 @@ def add_tls_options(
         help="a DoT server given by IP that looks up server names over DoT (repeatable); "
         "without it a server name is looked up in cleartext by the system resolver",
     )
-    connections.add_argument(
+    group.add_argument(
         "--proxy",
         metavar="URL",
         help="connect through a SOCKS5 proxy: socks5://[user:pass@]host:port, or "
         "socks5h://... to have the proxy resolve server names (needs dotclient[socks])",
     )
-    connections.add_argument(
+    group.add_argument(
         "--client-cert", metavar="PEM", help="client certificate for servers that require one"
     )
-    connections.add_argument(
+    group.add_argument(
         "--client-key", metavar="PEM", help="its private key, if not in the certificate's file"
     )
-    connections.add_argument(
+    group.add_argument(
         "--source", metavar="ADDR[:PORT]", help="local address (and port) to connect from"
     )
 
@@ -310,6 +311,7 @@ def require_rich() -> ModuleType:
 
 
 def is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (False for a closed or replaced stream)."""
     try:
         return stream.isatty()
     except (AttributeError, ValueError):
@@ -317,4 +319,5 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def error(command: str, message: str) -> None:
+    """Print ``dotclient COMMAND: message`` on standard error."""
     print(f"dotclient {command}: {message}", file=sys.stderr)

@@ -32,7 +32,6 @@ from .common import (
     client_options,
     describe,
     exit_code,
-    format_pin,
     hints,
     server_specs,
 )
@@ -51,6 +50,7 @@ _OPTION_NAMES = {11: "KEEPALIVE", 12: "PADDING"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """query's command line: dig-like words, the server and TLS options, its own."""
     parser.add_argument(
         "words",
         nargs="*",
@@ -93,6 +93,7 @@ class Lookup:
     rdclass: str | None = None
 
     def question(self) -> tuple[str, str, str]:
+        """Name, type and class, with the defaults A and IN."""
         assert self.name is not None
         return self.name, self.rdtype or "A", self.rdclass or "IN"
 
@@ -167,6 +168,7 @@ def _split_words(words: list[str], reverse: list[str]) -> tuple[list[Lookup], li
 
 
 def run(args: argparse.Namespace) -> int:
+    """Look every name up and print the answers; the highest exit code of them."""
     if args.json and args.short:
         raise UsageError("--json and --short do not mix: give one of them")
     lookups, at_servers = _split_words(args.words, args.reverse)
@@ -335,6 +337,7 @@ def _records(rrsets: list[dns.rrset.RRset]) -> list[dict[str, Any]]:
 
 
 def to_json(response: dotclient.Response, dnssec: bool) -> dict[str, Any]:
+    """The ``--json`` document of one answer."""
     message = response.message
     tls = response.tls
     question = message.question[0] if message.question else None
@@ -383,6 +386,6 @@ def to_json(response: dotclient.Response, dnssec: bool) -> dict[str, Any]:
             "authenticated": tls.authenticated,
             "auth_error": tls.auth_error,
             "resumed": tls.resumed,
-            "pins": [format_pin(d) for d in tls.peer_pins],
+            "pins": list(tls.pins),
         },
     }

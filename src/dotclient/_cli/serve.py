@@ -42,6 +42,7 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """serve's command line: where to listen, the upstream servers, the cache."""
     group = parser.add_argument_group("serving")
     group.add_argument(
         "--listen",
@@ -232,6 +233,7 @@ async def _serve(settings: dict[str, Any]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve until stopped (Ctrl-C, SIGTERM); the exit code."""
     settings = _settings(args)
     logging.basicConfig(
         level=logging.ERROR if settings["quiet"] else logging.INFO,

@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import dns.message
 import dns.name
@@ -29,18 +29,8 @@ import dns.rdatatype
 
 from .._backends import _sync as backend
 from .._backends._sync import Lock, SyncStream
-from .._config import (
-    DEFAULT_BACKOFF,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_MAX_BACKOFF,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_TIMEOUT,
-    ClientConfig,
-    Question,
-    ServerSpec,
-    remaining,
-)
+from .._config import OPTIONS_HELP, ClientConfig, ClientOptions, ServerSpec
+from .._deadline import remaining
 from .._exceptions import (
     AllServersFailed,
     AuthenticationError,
@@ -51,14 +41,18 @@ from .._exceptions import (
     Timeout,
     TLSError,
 )
-from .._failover import Rotation, ServerState
-from .._happy import DEFAULT_ATTEMPT_DELAY, AddrInfo
+from .._failover import Rotation
+from .._happy import AddrInfo
 from .._protocol import DoTProtocol
+from .._question import Question
 from .._response import Response
 from .._server import Server
-from .._stats import ClientStats, SavedSession
-from .._tls import TLSInfo, TLSPolicy
+from .._stats import ClientStats, ServerState
+from .._tls import SavedSession, TLSInfo, TLSPolicy
 from .bootstrap import BootstrapResolver
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["Client", "Connection", "ServerPool", "resolve"]
 
@@ -493,6 +487,11 @@ class ServerPool:
         self._per_connection: int | None = None
         self._per_connection_until = 0.0
         self._last_close: int | None = None
+        # Until then, a new connection takes one query until its first answer: set when
+        # a connection was cut under pipelined queries before answering any (a server
+        # that closes after a few queries may close before it answered the first of a
+        # burst, and a reset loses what it did answer).
+        self._probe_until = 0.0
         self._session: SavedSession | None = None
         # Where to read the next session from, when a connection is made with it: the
         # attempt, a reader of the session of the connection that made it, its TLSInfo.
@@ -572,7 +571,10 @@ class ServerPool:
                 # answered this client, or with a reset. A server that closes on a lone
                 # query, or on everything before any answer, is failing, and pays.
                 reset = isinstance(exc.__cause__, (ConnectionResetError, BrokenPipeError))
-                cut = connection.assigned > 1 and (self.responses > 0 or reset)
+                # Cut before any answer under a burst: the next connections probe first
+                # (see _probe_until), so this cannot recur for this query for a while.
+                early = self._cut_early(connection)
+                cut = connection.assigned > 1 and (self.responses > 0 or reset or early)
                 # Not written: free, unless the server closed a new connection at once,
                 # before any answer (as if it had been written, and then closed).
                 unsent = isinstance(exc, _NotSent) and (connection.closed or progress)
@@ -584,7 +586,9 @@ class ServerPool:
                     free += 1
                     # A server that never answered this client gets few: it may be
                     # resetting everything it is sent, not enforcing a limit.
-                    if free <= (_MAX_FREE_RESENDS if self.responses else _MAX_FREE_UNANSWERED):
+                    if free <= (
+                        _MAX_FREE_RESENDS if self.responses or early else _MAX_FREE_UNANSWERED
+                    ):
                         sends -= 1
                 if self.closed or sends >= _MAX_SENDS:
                     if not self.closed and not isinstance(exc, _NotSent):
@@ -641,16 +645,19 @@ class ServerPool:
                 if self._pool and not self._pool[0].stream.usable_here():
                     self._other_loop()
                 best: Connection | None = None
+                probing = self._probing()
                 for connection in list(self._pool):
                     if not connection.reserved and connection.stream.flooded:
                         self._drop_flooded(connection)
                         continue
-                    room = connection.reserved < self.limit and connection.has_ids
-                    if room and connection.usable:
+                    room = connection.reserved < self._room(connection, probing)
+                    if room and connection.has_ids and connection.usable:
                         if best is None or connection.reserved < best.reserved:
                             best = connection
                 if best is not None:
                     self._assign(best)
+                    if best.reserved < self._room(best, probing):
+                        self._wake_slot()  # room for more: pass the turn on
                     return best, time.monotonic()
                 opening = not self._connecting and self._active() < self._config.max_connections
                 if opening:
@@ -722,7 +729,8 @@ class ServerPool:
                 self._pool.append(connection)
                 self._assign(connection)
                 # The new connection has room for more than this query.
-                for _ in range(min(len(self._slot_waiters), self.limit - 1)):
+                room = self._room(connection, self._probing()) - 1
+                for _ in range(min(len(self._slot_waiters), room)):
                     self._wake_slot()
         if closed:
             connection.close()
@@ -832,6 +840,26 @@ class ServerPool:
         draining = sum(1 for c in self._draining if not (c.closed or c.protocol.closed))
         return sum(1 for c in self._pool if c.usable) + draining
 
+    def _probing(self) -> bool:
+        """New connections take one query until their first answer (see _probe_until)."""
+        return bool(self._probe_until) and time.monotonic() < self._probe_until
+
+    def _room(self, connection: Connection, probing: bool) -> int:
+        """How many queries ``connection`` may carry at once."""
+        if probing and not connection.protocol.answered:
+            return 1
+        return self.limit
+
+    def _cut_early(self, connection: Connection) -> bool:
+        """``connection`` was lost under pipelined queries before answering any, not
+        by this client: from now on a new connection proves itself with one query
+        before it takes more, for _LIMIT_LIFETIME seconds. Returns whether it was."""
+        with self._mutex:
+            if connection.closed or connection.protocol.answered or connection.assigned < 2:
+                return False
+            self._probe_until = time.monotonic() + _LIMIT_LIFETIME
+            return True
+
     def _wake_slot(self) -> None:
         if self._slot_waiters:
             self._slot_waiters.popleft().set()
@@ -923,6 +951,8 @@ class ServerPool:
             self.responses += 1
             if connection.pipelined and self.pipelining is None:
                 self.pipelining = True
+            if connection.reserved < self.limit and self._probe_until:
+                self._wake_slot()  # a probe answered: the connection has room again
             # A resumed connection's session is the one saved; reading a session out of
             # the ssl module costs a serialisation round trip (~0.4 ms), and ~6 KB that
             # CPython 3.11/3.12 never free (gh-116810), so only a full handshake's (the
@@ -1004,68 +1034,11 @@ class ServerPool:
 class Client:
     """A DoT client that keeps its connections and pipelines queries.
 
-    ``server`` is a spec string (``"1.1.1.1"``, ``"9.9.9.9#dns.quad9.net"``,
-    ``"[2606:4700:4700::1111]:853"``, ``"dns.google"``, ``"cloudflare"``, ...) or a
-    :class:`Server`; None means ``$DOTCLIENT_SERVER``, else ``"cloudflare"``.
-
-    Options (all keyword-only):
-
-    * ``servers``: several server specs instead of ``server``, tried in turn when one
-      fails (see below); ``strategy`` is ``"failover"`` (default: always the first
-      server that works, in the order given) or ``"round_robin"`` (each query starts at
-      the next server). ``server_timeout``: seconds one server gets for a query before
-      it moves on (default: the time left shared evenly among the servers still to
-      try). ``backoff`` (1.0) and ``max_backoff`` (3600.0): a server that failed goes to
-      the back of the order for ``backoff`` seconds, doubled with each further failure
-      in a row, up to ``max_backoff`` (RFC 7858 section 3.1). While every server is
-      backed off after failing to connect, handshake or authenticate (a lone server
-      too), queries fail at once with the remembered error; see
-      :meth:`forget_failures`.
-    * ``timeout`` (5.0): seconds for a whole query, connection set-up and every
-      server tried included.
-    * ``auth_name``: the authentication domain name to verify and send as SNI.
-    * ``pins``: SHA-256 SPKI pins (``"sha256/BASE64"``, RFC 7858 section 4.2); one must
-      match the verified chain. ``pin_only=True`` trusts a matching pin alone (for a
-      self-signed server), without CA or name checks. With ``servers``, both apply to
-      every server; give each its own in its spec or :class:`Server` instead.
-    * ``sni``: a different SNI name to send, or ``False`` for none; the name verified
-      stays the authentication name.
-    * ``ca_file``: PEM trust anchors replacing certifi's bundle (a private CA).
-    * ``ssl_context``: a context of your own, for full control of TLS.
-    * ``profile``: ``"strict"`` (default, RFC 8310) fails unless the server is
-      authenticated; ``"opportunistic"`` then goes on encrypted but unauthenticated, and
-      says so in :attr:`Response.authenticated`.
-    * ``padding`` (True): pad queries to multiples of 128 octets (RFC 8467).
-    * ``max_in_flight`` (100): queries pipelined on one connection (RFC 7766 section
-      6.2.1.1); ``max_connections`` (1, RFC 7766 section 6.2.2): connections open to each
-      server at once, retired ones still finishing queries included. With more than
-      one, another opens only when the others are full; past both limits callers wait
-      (within their timeout) instead of failing.
-    * ``idle_timeout`` (10.0): seconds a connection with nothing in flight stays open.
-    * ``keepalive`` (False): send the EDNS TCP keepalive option (RFC 7828) and close
-      idle connections before the timeout the server offers.
-    * ``resumption`` (True): resume the TLS session when reconnecting (with contexts
-      dotclient builds; not with ``ssl_context``).
-    * ``client_cert`` / ``client_key``: PEM files of a client certificate and its key
-      (the key may be in the certificate's file), for servers that require one (mTLS);
-      resumption and pins keep working. Not with ``ssl_context``.
-    * ``source_address``: the local IP address (or ``(address, port)``) to connect
-      from; only the server's addresses of its family are tried.
-    * ``proxy``: ``"socks5://[user:pass@]host:port"`` to connect through a SOCKS5
-      proxy (Tor too), or ``"socks5h://..."`` to have the proxy resolve server names;
-      needs ``pip install 'dotclient[socks]'``.
-    * ``happy_eyeballs_delay`` (0.25): with a server name that has several addresses,
-      seconds between connection attempts (RFC 8305): IPv6 first, families
-      alternating; the first TLS handshake to finish wins, the others are closed.
-    * ``bootstrap``: server specs, by IP address, that look up the names of the other
-      servers over DoT (cached for the answer's TTL, refreshed before it expires).
-      Without it a server name is looked up with the system resolver, in cleartext.
-      Presets and servers given by IP need no lookup.
-    * ``fast_open`` (False): ask for TCP Fast Open (RFC 7413; RFC 7858 section 3.4) on
-      Linux, so that a connection to a server the kernel holds a cookie for carries
-      the ClientHello in its SYN, saving a round trip. Where the kernel does not offer
-      it, connections are made as usual. Off by default: the cookie identifies this
-      host to the server across connections and networks.
+    ``server``, the one argument that may be positional, is a spec string such as
+    ``"9.9.9.9#dns.quad9.net"`` or a :class:`Server` (see ``servers`` below). The other
+    options are keyword-only: the fields of :class:`~dotclient._config.ClientConfig`,
+    listed with their defaults and documentation at the end of this docstring;
+    :class:`~dotclient.ClientOptions` types them for mypy.
 
     When a server closes a connection with queries unanswered (idle timeout, restart, a
     limit on queries per connection), they go out again on a new one, within their own
@@ -1086,80 +1059,13 @@ class Client:
     Use it as a context manager, or call :meth:`close` when done.
     """
 
-    def __init__(
-        self,
-        server: ServerSpec | None = None,
-        *,
-        servers: Iterable[ServerSpec] | None = None,
-        strategy: str = "failover",
-        server_timeout: float | None = None,
-        backoff: float = DEFAULT_BACKOFF,
-        max_backoff: float = DEFAULT_MAX_BACKOFF,
-        timeout: float = DEFAULT_TIMEOUT,
-        auth_name: str | None = None,
-        pins: Iterable[str | bytes] | None = None,
-        pin_only: bool = False,
-        sni: str | bool | None = None,
-        ca_file: str | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        profile: str = "strict",
-        padding: bool | int = True,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-        keepalive: bool = False,
-        resumption: bool = True,
-        client_cert: str | None = None,
-        client_key: str | None = None,
-        source_address: str | tuple[str, int] | None = None,
-        proxy: str | None = None,
-        happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
-        bootstrap: Iterable[ServerSpec] | None = None,
-        fast_open: bool = False,
-    ) -> None:
-        self._config = config = ClientConfig(
-            server,
-            servers=servers,
-            strategy=strategy,
-            server_timeout=server_timeout,
-            backoff=backoff,
-            max_backoff=max_backoff,
-            timeout=timeout,
-            auth_name=auth_name,
-            pins=pins,
-            pin_only=pin_only,
-            sni=sni,
-            ca_file=ca_file,
-            ssl_context=ssl_context,
-            profile=profile,
-            padding=padding,
-            max_connections=max_connections,
-            max_in_flight=max_in_flight,
-            idle_timeout=idle_timeout,
-            keepalive=keepalive,
-            resumption=resumption and ssl_context is None,
-            client_cert=client_cert,
-            client_key=client_key,
-            source_address=source_address,
-            proxy=proxy,
-            happy_eyeballs_delay=happy_eyeballs_delay,
-            bootstrap=bootstrap,
-            fast_open=fast_open,
-        )
+    __doc__ = (__doc__ or "") + OPTIONS_HELP
+
+    def __init__(self, server: ServerSpec | None = None, **options: Unpack[ClientOptions]) -> None:
+        self._config = config = ClientConfig.from_options(server, **options)
         self._resolver: BootstrapResolver | None = None
         if config.bootstrap:
-            self._resolver = BootstrapResolver(
-                Client(
-                    servers=config.bootstrap,
-                    timeout=timeout,
-                    ca_file=ca_file,
-                    ssl_context=ssl_context,
-                    profile=profile,
-                    source_address=source_address,
-                    proxy=proxy,
-                    happy_eyeballs_delay=happy_eyeballs_delay,
-                )
-            )
+            self._resolver = BootstrapResolver(Client(**config.bootstrap_options()))
         self._mutex = backend.Mutex()
         self._stats = ClientStats()
         self._pools = [
@@ -1301,10 +1207,7 @@ class Client:
 
         if self._closed:
             raise RuntimeError("this client has been closed")
-        capacity = self._config.max_in_flight * self._config.max_connections
-        if self._config.strategy == "round_robin":
-            capacity *= len(self._pools)
-        backend.run_workers(min(len(names), capacity), worker)
+        backend.run_workers(min(len(names), config.capacity()), worker)
         if failures:
             raise failures[0]
         return cast("list[Response | Exception]", results)
@@ -1433,26 +1336,8 @@ def resolve(
     rdclass: dns.rdataclass.RdataClass | str | int = "IN",
     *,
     server: ServerSpec | None = None,
-    servers: Iterable[ServerSpec] | None = None,
-    strategy: str = "failover",
-    server_timeout: float | None = None,
     dnssec: bool = False,
-    timeout: float = DEFAULT_TIMEOUT,
-    auth_name: str | None = None,
-    pins: Iterable[str | bytes] | None = None,
-    pin_only: bool = False,
-    sni: str | bool | None = None,
-    ca_file: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-    profile: str = "strict",
-    padding: bool | int = True,
-    client_cert: str | None = None,
-    client_key: str | None = None,
-    source_address: str | tuple[str, int] | None = None,
-    proxy: str | None = None,
-    happy_eyeballs_delay: float = DEFAULT_ATTEMPT_DELAY,
-    bootstrap: Iterable[ServerSpec] | None = None,
-    fast_open: bool = False,
+    **options: Unpack[ClientOptions],
 ) -> Response:
     """Resolve one name on a new connection, then close it.
 
@@ -1460,26 +1345,5 @@ def resolve(
     server tried included. For more than one query, keep an :class:`Client` and
     save the handshakes.
     """
-    with Client(
-        server,
-        servers=servers,
-        strategy=strategy,
-        server_timeout=server_timeout,
-        timeout=timeout,
-        auth_name=auth_name,
-        pins=pins,
-        pin_only=pin_only,
-        sni=sni,
-        ca_file=ca_file,
-        ssl_context=ssl_context,
-        profile=profile,
-        padding=padding,
-        client_cert=client_cert,
-        client_key=client_key,
-        source_address=source_address,
-        proxy=proxy,
-        happy_eyeballs_delay=happy_eyeballs_delay,
-        bootstrap=bootstrap,
-        fast_open=fast_open,
-    ) as client:
+    with Client(server, **options) as client:
         return client.resolve(name, rdtype, rdclass, dnssec=dnssec)
