@@ -221,6 +221,12 @@ def test_nameserver_interface(spec: str, ca_file: str) -> None:
         query = dns.message.make_query("a.example.test", "A")
         response = ns.query(query, timeout=5.0, source=None, source_port=0, max_size=True)
         assert query.is_response(response)
+        # Asked without EDNS, answered without it (the hop's OPT and padding removed),
+        # as a server answers; asked with it, the answer keeps it.
+        assert response.edns == -1 and response.answer
+        edns = dns.message.make_query("a.example.test", "A", use_edns=0)
+        answer = ns.query(edns, timeout=5.0, source=None, source_port=0, max_size=True)
+        assert edns.is_response(answer) and answer.edns == 0 and answer.answer
         with pytest.raises(NotImplementedError, match="source"):
             ns.query(query, timeout=5.0, source="127.0.0.1", source_port=0, max_size=True)
     # Closed, it still describes itself (dnspython's error messages use str()).

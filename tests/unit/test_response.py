@@ -492,3 +492,42 @@ def test_wire_summary_agrees_with_dnspython(
     if summary is not None:
         q = msg.question[0] if msg.question else None
         assert summary == (msg.rcode(), (q.name, q.rdtype) if q is not None else None)
+
+
+def _answer_wire(*, edns: bool, extended: int = 0, additional: str | None = None) -> bytes:
+    query = dns.message.make_query("www.example.test", "A", use_edns=0 if edns else None)
+    query.id = 4660
+    reply = dns.message.make_response(query)
+    reply.answer.append(dns.rrset.from_text("www.example.test.", 300, "IN", "A", "192.0.2.1"))
+    reply.authority.append(
+        dns.rrset.from_text("example.test.", 300, "IN", "NS", "ns.example.test.")
+    )
+    if additional is not None:
+        reply.additional.append(dns.rrset.from_text(additional, 300, "IN", "A", "192.0.2.53"))
+    if edns:
+        padding = dns.edns.GenericOption(dns.edns.OptionType.PADDING, bytes(300))
+        reply.use_edns(0, 0, 1232, options=[padding])
+        reply.set_rcode(dns.rcode.NOERROR if not extended else dns.rcode.BADVERS)
+    return reply.to_wire()
+
+
+@pytest.mark.parametrize("glue", [None, "ns.example.test."])
+def test_a_query_without_edns_gets_the_answer_without_the_hops_opt(glue: str | None) -> None:
+    # dnspython's resolver asks without EDNS; the client adds it (for padding) on the
+    # encrypted hop. The adapter hands back what a server answers a query without EDNS:
+    # the same message, no OPT (and no padding to parse: a third of a small answer).
+    response = Response(_answer_wire(edns=True, additional=glue), SERVER, 0.01, TLS)
+    plain = response._message_without_edns()
+    full = dns.message.from_wire(_answer_wire(edns=True, additional=glue))
+    assert plain.edns == -1 and full.edns == 0
+    assert (plain.id, plain.flags, plain.rcode()) == (full.id, full.flags, full.rcode())
+    assert plain.question == full.question and plain.answer == full.answer
+    assert plain.authority == full.authority and plain.additional == full.additional
+    assert plain.to_wire() == _answer_wire(edns=False, additional=glue)
+
+
+def test_an_opt_that_carries_an_extended_rcode_stays() -> None:
+    response = Response(_answer_wire(edns=True, extended=1), SERVER, 0.01, TLS)
+    assert response._message_without_edns().rcode() == dns.rcode.BADVERS
+    plain = Response(_answer_wire(edns=False), SERVER, 0.01, TLS)
+    assert plain._message_without_edns().edns == -1  # nothing to remove
