@@ -6,32 +6,31 @@ binary skips the tests that need it, or fails them when ``CI=true``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import importlib.util
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import pytest
 
 if importlib.util.find_spec("dotclient") is None:  # a checkout that is not installed
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
+from dotclient._serve._cache import Cache  # noqa: E402
 from dotclient.testing import (  # noqa: E402
-    DEFAULT_ZONE,
     DnsdistServer,
     IssuedCert,
     NamedServer,
-    ServerNotFound,
     TestCA,
     UnboundServer,
     self_signed_cert,
 )
 
-from modes import MODES  # noqa: E402
+from support.modes import MODES  # noqa: E402
+from support.servers import server_factory, start_server  # noqa: E402
+from support.stub import StubThread  # noqa: E402
 
 # marker -> the fixtures that start that server
 _SERVER_FIXTURES = {
@@ -39,8 +38,6 @@ _SERVER_FIXTURES = {
     "named": frozenset({"named", "named_factory"}),
     "dnsdist": frozenset({"dnsdist", "dnsdist_factory"}),
 }
-
-Server = TypeVar("Server", UnboundServer, NamedServer, DnsdistServer)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -50,42 +47,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         for marker, fixtures in _SERVER_FIXTURES.items():
             if fixtures & used:
                 item.add_marker(marker)
-
-
-def server_missing(exc: ServerNotFound) -> NoReturn:
-    """Skip the test, or fail it under ``CI=true``, where every server must be installed."""
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{exc} (CI=true: the server tests must run in CI)", pytrace=False)
-    pytest.skip(str(exc))
-
-
-def _start(kind: type[Server], cert: IssuedCert, **kwargs: Any) -> Server:
-    try:
-        server = kind(cert, **kwargs)
-    except ServerNotFound as exc:
-        server_missing(exc)
-    server.start()
-    return server
-
-
-@contextlib.contextmanager
-def _factory(
-    kind: type[Server], default_cert: IssuedCert, **defaults: Any
-) -> Iterator[Callable[..., Server]]:
-    """``factory(cert=None, **kwargs)`` starting ``kind`` servers (``cert`` defaults to
-    the given one, ``kwargs`` to ``defaults``); all are stopped on exit."""
-    servers: list[Server] = []
-
-    def factory(cert: IssuedCert | None = None, **kwargs: Any) -> Server:
-        server = _start(kind, cert or default_cert, **{**defaults, **kwargs})
-        servers.append(server)
-        return server
-
-    try:
-        yield factory
-    finally:
-        for server in reversed(servers):
-            server.stop()
 
 
 @pytest.fixture
@@ -108,7 +69,7 @@ def no_false_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(params=MODES)
 def mode(request: pytest.FixtureRequest) -> str:
-    """Which API a test drives: the blocking one or asyncio (see tests/modes.py)."""
+    """Which API a test drives: the blocking one or asyncio (see tests/support/modes.py)."""
     return str(request.param)
 
 
@@ -154,7 +115,7 @@ def unbound(server_cert: IssuedCert) -> Iterator[UnboundServer]:
     Shared by the whole session: do not stop or restart it (use ``unbound_factory``).
     Skipped when unbound is not installed, or a failure when ``CI=true``.
     """
-    server = _start(UnboundServer, server_cert)
+    server = start_server(UnboundServer, server_cert)
     try:
         yield server
     finally:
@@ -169,7 +130,7 @@ def unbound_factory(server_cert: IssuedCert) -> Iterator[Callable[..., UnboundSe
     ``server_cert``; keyword arguments go to :class:`UnboundServer`
     (``extra_config``, ``host``, ``port``, ``zone``, ...). Returns the started server.
     """
-    with _factory(UnboundServer, server_cert) as factory:
+    with server_factory(UnboundServer, server_cert) as factory:
         yield factory
 
 
@@ -180,7 +141,7 @@ def named(server_cert: IssuedCert) -> Iterator[NamedServer]:
 
     Shared by the whole session: do not stop or restart it (use ``named_factory``).
     """
-    server = _start(NamedServer, server_cert, plain_port=0)
+    server = start_server(NamedServer, server_cert, plain_port=0)
     try:
         yield server
     finally:
@@ -191,7 +152,7 @@ def named(server_cert: IssuedCert) -> Iterator[NamedServer]:
 def named_factory(server_cert: IssuedCert) -> Iterator[Callable[..., NamedServer]]:
     """Start extra named servers, stopped at the end of the test:
     ``named_factory(cert=None, **kwargs)`` as ``unbound_factory``."""
-    with _factory(NamedServer, server_cert) as factory:
+    with server_factory(NamedServer, server_cert) as factory:
         yield factory
 
 
@@ -203,7 +164,7 @@ def dnsdist(server_cert: IssuedCert, named: NamedServer) -> Iterator[DnsdistServ
     Shared by the whole session: do not stop or restart it (use ``dnsdist_factory``).
     """
     assert named.plain_port
-    server = _start(DnsdistServer, server_cert, backend=(named.host, named.plain_port))
+    server = start_server(DnsdistServer, server_cert, backend=(named.host, named.plain_port))
     try:
         yield server
     finally:
@@ -223,27 +184,30 @@ def dnsdist_factory(
     dnsdist starts its own named, e.g. for a custom ``zone``).
     """
     assert named.plain_port
-    with _factory(DnsdistServer, server_cert, backend=(named.host, named.plain_port)) as factory:
+    with server_factory(
+        DnsdistServer, server_cert, backend=(named.host, named.plain_port)
+    ) as factory:
         yield factory
 
 
-#: The test zone plus names of local web servers: ``web`` (A 127.0.0.1), ``web6``
-#: (AAAA ::1 only), ``both`` (A 127.0.0.1 and AAAA ::1) and ``webalias`` (CNAME web).
-WEB_ZONE = DEFAULT_ZONE + (
-    "web 300 IN A 127.0.0.1\n"
-    "web6 300 IN AAAA ::1\n"
-    "both 300 IN A 127.0.0.1\n"
-    "both 300 IN AAAA ::1\n"
-    "webalias 300 IN CNAME web\n"
-)
+@pytest.fixture
+def start_stub(ca_file: str) -> Iterator[Callable[..., StubThread]]:
+    """Start ``dotclient serve`` stubs, closed at the end of the test: ``start(upstream,
+    **kwargs)``, *upstream* a server or a spec, keyword arguments for :class:`Stub`."""
+    stubs: list[StubThread] = []
+
+    def start(upstream: UnboundServer | str, **kwargs: Any) -> StubThread:
+        spec = upstream if isinstance(upstream, str) else f"127.0.0.1:{upstream.port}#dot.test"
+        stub = StubThread(spec, ca_file, **kwargs)
+        stubs.append(stub)
+        return stub
+
+    yield start
+    for stub in stubs:
+        stub.close()
 
 
-@pytest.fixture(scope="session")
-def web_unbound(server_cert: IssuedCert) -> Iterator[UnboundServer]:
-    """A session unbound like ``unbound`` serving :data:`WEB_ZONE`, for the
-    integration tests that fetch from local web servers by name."""
-    server = _start(UnboundServer, server_cert, zone=WEB_ZONE)
-    try:
-        yield server
-    finally:
-        server.stop()
+@pytest.fixture
+def stub(unbound: UnboundServer, start_stub: Callable[..., StubThread]) -> StubThread:
+    """A stub with a cache, in front of the session's ``unbound``."""
+    return start_stub(unbound, cache=Cache(1000))

@@ -14,10 +14,11 @@ import ast
 import dataclasses
 import inspect
 import ssl
+import sys
 import textwrap
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, TypedDict
+from typing import TypedDict
 
 import dns.message
 import dns.name
@@ -34,7 +35,11 @@ from ._route import Route, make_route
 from ._server import Server, parse_server
 from ._tls import TLSInfo, TLSPolicy
 
-if TYPE_CHECKING:
+# At run time too, so that typing.get_type_hints() (autodoc, validators) can read the
+# signatures that take **options.
+if sys.version_info >= (3, 11):
+    from typing import Unpack
+else:  # pragma: no cover - 3.10
     from typing_extensions import Unpack
 
 __all__ = [

@@ -188,7 +188,7 @@ def _preset(label: str, host: str, name: str) -> Server:
 
 
 #: Public resolvers, from the providers' own documentation of their DoT service.
-#: The first address is used; the others are listed for reference and failover.
+#: One address each; give several with ``servers=`` for failover.
 PRESETS: dict[str, Server] = {
     # https://developers.cloudflare.com/1.1.1.1/encryption/dns-over-tls/
     "cloudflare": _preset("cloudflare", "1.1.1.1", "cloudflare-dns.com"),

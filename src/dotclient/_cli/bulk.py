@@ -111,8 +111,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=int,
         default=2,
-        help="further servers a name may move on to after a timeout: each server gets "
-        "--timeout, a name at most --timeout x (1 + N) (default 2)",
+        help="further servers a name may move on to: a server gets --timeout before the "
+        "name moves on, a name at most --timeout x (1 + N) in all (default 2)",
     )
     group.add_argument("--dnssec", action="store_true", help="set the DO bit")
     progress = group.add_mutually_exclusive_group()
@@ -157,7 +157,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> None:
-    """bulk's own options (the client checks the others, --connections included)."""
+    """bulk's own options (the client checks the others)."""
+    if not 1 <= args.connections <= 64:  # before _client divides by it
+        raise UsageError(f"--connections must be 1 to 64, not {args.connections}")
     if not 1 <= args.concurrency <= 65535:
         raise UsageError(f"--concurrency must be 1 to 65535, not {args.concurrency}")
     if args.retries < 0:
@@ -175,8 +177,9 @@ def _check(args: argparse.Namespace) -> None:
 def _client(
     args: argparse.Namespace, specs: list[str | None], options: dict[str, Any]
 ) -> dotclient.AsyncClient:
-    """One client for every server. --retries is the library's failover: each server
-    gets --timeout (``server_timeout``), a name --timeout x (1 + --retries) in all."""
+    """One client for every server. --retries is the library's failover: a server gets
+    --timeout (``server_timeout``) before the name moves on, a name --timeout x
+    (1 + --retries) in all; the last server tried gets what is left of that."""
     whole = max(args.timeout, min(args.timeout * (1 + args.retries), MAX_SECONDS))
     options = {
         **options,

@@ -37,6 +37,7 @@ import dns.resolver
 
 from .._async.client import AsyncClient
 from .._exceptions import ConnectError, DoTError, ProtocolError, Timeout, TLSError
+from .._response import Response
 from .._sync.client import Client
 from ._common import Owner
 
@@ -82,10 +83,12 @@ def _plain_question(request: dns.message.Message) -> tuple[Any, Any, Any, bool] 
     return question.name, question.rdtype, question.rdclass, dnssec
 
 
-def _answer_to(request: dns.message.Message, response: dns.message.Message) -> dns.message.Message:
-    """The response with the request's ID, as ``Client.query()`` gives it back."""
-    response.id = request.id
-    return response
+def _answer_to(request: dns.message.Message, response: Response) -> dns.message.Message:
+    """The response as ``Client.query()`` gives it back (the request's ID), without the
+    EDNS the client added for padding if the request had none, as a server answers."""
+    message = response._message_without_edns() if request.edns < 0 else response.message
+    message.id = request.id
+    return message
 
 
 def _for_dnspython(exc: DoTError, timeout: float) -> Exception:
@@ -190,7 +193,7 @@ class DoTNameserver(dns.nameserver.Nameserver):
             response = client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return _answer_to(request, response.message)
+        return _answer_to(request, response)
 
     async def async_query(
         self,
@@ -221,7 +224,7 @@ class DoTNameserver(dns.nameserver.Nameserver):
             response = await client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return _answer_to(request, response.message)
+        return _answer_to(request, response)
 
     def close(self) -> None:
         """Close the blocking client this nameserver made (not one given as
