@@ -24,6 +24,7 @@ PUBLIC = [
     "ConnectionLost",
     "DoTError",
     "InvalidServerSpec",
+    "NetworkError",
     "ProtocolError",
     "RcodeError",
     "Response",

@@ -14,15 +14,18 @@ the server ended it (:class:`Ending`) and of its TLS session (:class:`Session`).
 from __future__ import annotations
 
 import collections
+import dataclasses
 import enum
 from collections.abc import Iterable
 from typing import Generic, TypeVar
 
+from ._exceptions import DoTError, NetworkError
 from ._protocol import DoTProtocol
 from ._stats import ClientStats
 
 __all__ = [
     "Budget",
+    "ConnectFailure",
     "ConnectionState",
     "Ending",
     "Loss",
@@ -256,6 +259,16 @@ class ConnectionState:
 C = TypeVar("C", bound=ConnectionState)
 
 
+@dataclasses.dataclass(frozen=True)
+class ConnectFailure:
+    """What a pool's ``exchange`` returns, in place of raising, when the query got no
+    connection to its server (never seen by callers): the error, and whether the
+    server may be restarting, which the client waits for within the deadline."""
+
+    error: DoTError
+    restarting: bool
+
+
 class Budget:
     """The resends of one query: created at its first loss, so an answered query
     costs nothing."""
@@ -365,6 +378,11 @@ class PoolPolicy(Generic[C]):
     def connect_failed(self) -> None:
         """The connect under way failed (or was interrupted)."""
         self.connecting = False
+
+    def connect_failure(self, error: DoTError) -> ConnectFailure:
+        """A query got no connection: a server that served this client and now cannot
+        be reached (refused, or lost in the handshake) may be restarting."""
+        return ConnectFailure(error, self.opened > 0 and isinstance(error, NetworkError))
 
     def connected(self, connection: C) -> None:
         """A connect finished: count it."""

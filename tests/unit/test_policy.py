@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from dotclient import _policy
+from dotclient._exceptions import ConnectError, ConnectionLost, DoTError, TLSError
 from dotclient._policy import (
     Budget,
     ConnectionState,
@@ -606,3 +607,24 @@ def test_closing_and_forgetting_every_connection() -> None:
     p = pooled(policy(connecting=True), busy)
     p.draining.add(draining)
     assert set(p.forget_all()) == {busy, draining} and not p.pool and not p.connecting
+
+
+# A query that got no connection: (rule, connections opened before, error, restarting).
+CONNECT_FAILURES = [
+    ("refused by a server that served us: a restart", 1, ConnectError("refused"), True),
+    ("lost in the handshake, the same", 1, ConnectionLost("reset"), True),
+    ("refused by a server never reached: failing", 0, ConnectError("refused"), False),
+    ("a TLS failure is no restart", 1, TLSError("alert"), False),
+]
+
+
+@pytest.mark.parametrize(
+    ("rule", "opened", "error", "restarting"),
+    CONNECT_FAILURES,
+    ids=[r[0] for r in CONNECT_FAILURES],
+)
+def test_a_connect_failure_may_be_a_restart(
+    rule: str, opened: int, error: DoTError, restarting: bool
+) -> None:
+    failure = policy(opened=opened).connect_failure(error)
+    assert (failure.error, failure.restarting) == (error, restarting)

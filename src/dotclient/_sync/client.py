@@ -34,16 +34,16 @@ from .._config import (
     ClientConfig,
     ServerSpec,
 )
-from .._exceptions import AllServersFailed, ConnectError, DoTError
+from .._exceptions import AllServersFailed, DoTError
 from .._failover import Rotation, ServerState
 from .._happy import DEFAULT_ATTEMPT_DELAY
-from .._policy import restart_pause
+from .._policy import ConnectFailure, restart_pause
 from .._response import Response
 from .._server import Server
 from .._stats import ClientStats
 from .bootstrap import BootstrapResolver
 from .connection import Connection, Request
-from .pool import ServerPool, _ConnectFailed
+from .pool import ServerPool
 
 __all__ = ["Client", "Connection", "ServerPool", "resolve"]
 
@@ -376,46 +376,54 @@ class Client:
                 raise self._all_failed(
                     {p.server: e for p, e in zip(pools, remembered, strict=True)}
                 )
+            errors = {} if errors is None else errors
             restarting = False
             for position, index in enumerate(order):
                 pool = pools[index]
                 share = self._config.share(deadline, len(order) - position)
                 try:
-                    answer, tls, peer = pool.exchange(request, deadline, share)
-                except (DoTError, _ConnectFailed) as caught:
-                    refused = False
-                    if isinstance(caught, _ConnectFailed):
-                        exc = caught.error
-                        # A server that served this client and now refuses connections
-                        # may be restarting: worth another round within the deadline.
-                        if pool.opened and isinstance(exc, ConnectError):
-                            restarting = refused = True
-                    else:
-                        exc = caught
-                    if self._closed:
-                        raise exc from exc.__cause__  # not from the _ConnectFailed wrapper
-                    if errors is None:
-                        errors = {}
-                    errors[pool.server] = exc
-                    now = time.monotonic()
-                    with self._mutex:
-                        rotation.failed(index, exc, now, restarting=refused)
-                        if now >= deadline:
-                            break
-                        if position + 1 < len(order):
-                            self._stats.failovers += 1
-                    continue
-                if rotation.failures[index]:
-                    with self._mutex:
-                        rotation.succeeded(index)
-                return self._config.response(query, answer, started, tls, peer)
+                    outcome = pool.exchange(request, deadline, share)
+                except DoTError as exc:
+                    failure: DoTError | ConnectFailure = exc
+                else:
+                    if not isinstance(outcome, ConnectFailure):
+                        if rotation.failures[index]:
+                            with self._mutex:
+                                rotation.succeeded(index)
+                        answer, tls, peer = outcome
+                        return self._config.response(query, answer, started, tls, peer)
+                    failure = outcome
+                # A server that served this client and now refuses connections may be
+                # restarting: worth another round within the deadline.
+                refused = isinstance(failure, ConnectFailure) and failure.restarting
+                error = failure.error if isinstance(failure, ConnectFailure) else failure
+                if self._closed:
+                    raise error from error.__cause__
+                errors[pool.server] = error
+                restarting = restarting or refused
+                if self._failed(index, error, refused, position + 1 < len(order), deadline):
+                    break
             pause = restart_pause(restarts, deadline, time.monotonic()) if restarting else None
             if pause is not None:
                 backend.sleep(pause)
                 restarts += 1
                 continue
-            assert errors is not None
             raise self._all_failed(errors)
+
+    def _failed(
+        self, index: int, exc: DoTError, refused: bool, more: bool, deadline: float
+    ) -> bool:
+        """Note that server ``index`` failed a query (``refused``: while restarting),
+        and count a failover when ``more`` servers follow; returns whether the
+        query's time is up."""
+        now = time.monotonic()
+        with self._mutex:
+            self._rotation.failed(index, exc, now, restarting=refused)
+            if now >= deadline:
+                return True
+            if more:
+                self._stats.failovers += 1
+        return False
 
     def _all_failed(self, errors: dict[Server, DoTError]) -> DoTError:
         """The error a query that failed everywhere raises: the server's own with one

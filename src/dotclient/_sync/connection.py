@@ -33,17 +33,11 @@ from .._stats import SavedSession
 from .._tls import TLSInfo, TLSPolicy
 from .bootstrap import BootstrapResolver
 
-__all__ = ["Connection", "Request"]
+__all__ = ["Connection", "Request", "_Dropped", "_NotSent", "_Stalled"]
 
 _READ_SIZE = 65536
 
 Request = Question | dns.message.Message
-
-
-def _name_server(exc: DoTError, server: Server) -> None:
-    """Name the server on errors raised where it was not known (the protocol core)."""
-    if exc.server is None:
-        exc.server = server
 
 
 def _peer(server: Server, address: str | None) -> Server:
@@ -57,11 +51,21 @@ def _peer(server: Server, address: str | None) -> Server:
         return server
 
 
-class _Stalled(ConnectionLost):
+class _Dropped(Exception):
+    """A query lost with its connection, for the pool to send again or to fail with a
+    public :class:`ConnectionLost` (private control flow: never seen by callers, and
+    outside the public exception tree)."""
+
+    def __init__(self, message: str, *, server: Server) -> None:
+        super().__init__(message)
+        self.server = server
+
+
+class _Stalled(_Dropped):
     """The connection stopped answering pipelined queries (see ``_policy._STALL``)."""
 
 
-class _NotSent(ConnectionLost):
+class _NotSent(_Dropped):
     """The connection was gone before the query could be written."""
 
 
@@ -93,7 +97,7 @@ class Connection(ConnectionState):
         # The read turn: one waiter at a time reads for all (see the module docstring).
         self._reading = False
         # What every query still on the connection fails with, once it broke.
-        self._broken: DoTError | None = None
+        self._broken: DoTError | _Stalled | None = None
         self._timer: backend.TimerHandle | None = None
         #: The server as connected: with the address used in place of a name.
         self.peer = _peer(server, stream.address)
@@ -185,7 +189,7 @@ class Connection(ConnectionState):
         protocol = self.protocol
         with self._mutex:
             if self._broken is not None or protocol.closed or self.torn:
-                raise _NotSent(f"the connection to {self.server} had closed")
+                raise _NotSent(f"the connection to {self.server} had closed", server=self.server)
             if isinstance(request, dns.message.Message):
                 qid, data = protocol.send_query(request)
             else:
@@ -244,10 +248,10 @@ class Connection(ConnectionState):
                 with self._mutex:
                     try:
                         answer = protocol.result(qid)
-                    except DoTError:  # the query's own error, its ID freed
+                    except DoTError as exc:  # the query's own error, its ID freed
                         done = True
                         self._forget(qid)
-                        raise
+                        raise self._named(exc) from exc.__cause__
                     if answer is not None:
                         done = True
                         self._forget(qid)
@@ -284,7 +288,8 @@ class Connection(ConnectionState):
                 self.note_close()
         if isinstance(exc, Timeout):
             if watching:
-                self._break(_Stalled(f"{self.server} stopped answering pipelined queries"))
+                stalled = f"{self.server} stopped answering pipelined queries"
+                self._break(_Stalled(stalled, server=self.server))
                 return
             raise self._timeout(qid) from None
         if isinstance(exc, DoTError):
@@ -302,8 +307,7 @@ class Connection(ConnectionState):
             try:
                 ready = self.protocol.receive_data(data)
             except ProtocolError as exc:
-                _name_server(exc, self.server)
-                self._broken = exc
+                self._broken = self._named(exc)
                 ready = list(self._waiters)
             self.note_read(ready, time.monotonic())
             waiters = self._waiters
@@ -311,9 +315,16 @@ class Connection(ConnectionState):
                 if other != qid and other in waiters:
                     waiters[other].set()
 
-    def _break(self, exc: DoTError) -> None:
+    def _named(self, exc: DoTError) -> DoTError:
+        """An error of the protocol core, which knows no server, made again with this
+        connection's: the one boundary where the core's errors enter the client
+        (:meth:`DoTProtocol.result` and :meth:`DoTProtocol.receive_data`)."""
+        named = type(exc)(str(exc), server=self.server)
+        named.__cause__ = exc.__cause__
+        return named
+
+    def _break(self, exc: DoTError | _Stalled) -> None:
         """The connection is unusable: every query still on it fails with ``exc``."""
-        _name_server(exc, self.server)
         with self._mutex:
             if self._broken is None:
                 self._broken = exc

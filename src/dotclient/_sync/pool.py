@@ -22,24 +22,17 @@ import dns.message
 
 from .._backends import _sync as backend
 from .._config import ClientConfig, remaining
-from .._exceptions import ConnectError, ConnectionLost, DoTError, Timeout, TLSError
-from .._policy import Budget, Loss, PoolPolicy, Release
+from .._exceptions import ConnectionLost, DoTError, NetworkError, Timeout, TLSError
+from .._policy import Budget, ConnectFailure, Loss, PoolPolicy, Release
 from .._server import Server
 from .._stats import ClientStats, SavedSession
 from .._tls import TLSInfo
 from .bootstrap import BootstrapResolver
-from .connection import Connection, Request, _name_server, _NotSent, _Stalled
+from .connection import Connection, Request, _Dropped, _NotSent, _Stalled
 
 __all__ = ["ServerPool"]
 
-
-class _ConnectFailed(Exception):
-    """Carries a DoTError raised while connecting from a pool to its client (never seen
-    by callers): the client may wait and try again where a server is restarting."""
-
-    def __init__(self, error: DoTError) -> None:
-        super().__init__(str(error))
-        self.error = error
+Answer = tuple[dns.message.Message | bytes, TLSInfo, Server]
 
 
 class ServerPool:
@@ -123,21 +116,21 @@ class ServerPool:
 
     def exchange(
         self, request: Request, deadline: float, share: float | None
-    ) -> tuple[dns.message.Message | bytes, TLSInfo, Server]:
+    ) -> Answer | ConnectFailure:
         """Send ``request`` to this server and wait for its validated answer, the
         connection's TLSInfo and the server as connected (its address used). The server
         gets ``share`` seconds for it (connecting included, waiting for a free connection
         not), or until ``deadline`` when None.
-        A failure to connect is raised wrapped in :class:`_ConnectFailed`."""
+        A failure to connect is returned as a :class:`ConnectFailure`, not raised."""
         budget: Budget | None = None
         server_by: float | None = None
         while True:
             try:
                 connection, began = self._acquire(deadline, share)
-            except DoTError as exc:
-                if isinstance(exc, (ConnectError, TLSError)) and not self.closed:
-                    raise _ConnectFailed(exc) from None
-                raise
+            except (NetworkError, TLSError) as exc:
+                if self.closed:
+                    raise
+                return self.policy.connect_failure(exc)
             if server_by is None:
                 server_by = deadline if share is None else min(deadline, began + share)
             sent = time.monotonic()
@@ -147,7 +140,7 @@ class ServerPool:
                 # flight (10,000 in flight must stay under 50 MB).
                 qid = connection.send(request, server_by)
                 answer = connection.wait(qid, server_by, self.policy.pipelining is None)
-            except ConnectionLost as exc:
+            except (ConnectionLost, _Dropped) as exc:
                 if budget is None:
                     budget = Budget()
                 self._lost(budget, connection, exc, before)
@@ -158,11 +151,10 @@ class ServerPool:
                     # stopped inside a frame: send no more there.
                     self._retire(connection)
                 raise
-            except DoTError as exc:
+            except DoTError:
                 # The server answered this query wrongly: finish what is in flight there,
                 # but send nothing new to that connection.
                 self._retire(connection)
-                _name_server(exc, self.server)
                 raise
             else:
                 self._after_answer(connection)
@@ -171,7 +163,11 @@ class ServerPool:
             return answer, connection.tls, connection.peer
 
     def _lost(
-        self, budget: Budget, connection: Connection, exc: ConnectionLost, before: int
+        self,
+        budget: Budget,
+        connection: Connection,
+        exc: ConnectionLost | _Dropped,
+        before: int,
     ) -> None:
         """A query's connection was lost (or stalled) under it: retire the connection,
         and return to send the query again, or raise what the policy says."""
@@ -181,7 +177,6 @@ class ServerPool:
             if isinstance(exc, _Stalled):
                 verdict = self.policy.stalled(budget, connection, self.closed)
             else:
-                _name_server(exc, self.server)
                 verdict = self.policy.lost(
                     budget,
                     connection,
@@ -196,7 +191,7 @@ class ServerPool:
             # queries per connection): that says nothing about this query, so it goes
             # out again on a new connection, within its own deadline.
             return
-        if verdict is Loss.RAISE:
+        if verdict is Loss.RAISE and isinstance(exc, ConnectionLost):
             raise exc
         reason = "the client was closed" if self.closed else str(exc)
         raise ConnectionLost(reason, server=self.server) from exc
