@@ -99,9 +99,9 @@ def no_false_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
     changes the connections, resends and pipelining those tests count. A server that
     did drop a query would make it time out instead, and still fail the test.
     """
-    from dotclient import _policy
+    from dotclient._policy import _connection
 
-    monkeypatch.setattr(_policy, "_STALL", 60.0)
+    monkeypatch.setattr(_connection, "_STALL", 60.0)
 
 
 @pytest.fixture(params=MODES)

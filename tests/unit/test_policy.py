@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from dotclient import _policy
 from dotclient._exceptions import ConnectError, ConnectionLost, DoTError, TLSError
 from dotclient._policy import (
     Budget,
@@ -19,12 +18,14 @@ from dotclient._policy import (
     Release,
     Session,
     State,
+    _connection,
+    _pool,
     restart_pause,
 )
 from dotclient._stats import ClientStats
 
-LIFETIME = _policy._LIMIT_LIFETIME
-STALL = _policy._STALL
+LIFETIME = _pool._LIMIT_LIFETIME
+STALL = _connection._STALL
 
 
 @dataclass
@@ -416,16 +417,16 @@ def test_the_stall_deadline(
     rule: str, c: Conn, deadline: float, watch: bool, proven: bool, read_by: float
 ) -> None:
     if proven:
-        c.pipelined_answers = _policy._PIPELINING_PROOF
+        c.pipelined_answers = _connection._PIPELINING_PROOF
     assert c.read_deadline(deadline, watch) == read_by
 
 
 def test_answers_behind_unanswered_ones_prove_pipelining_and_bookkeeping_empties() -> None:
     c = conn(0)
-    for qid in range(_policy._PIPELINING_PROOF + 1):
+    for qid in range(_connection._PIPELINING_PROOF + 1):
         c.note_sent(qid, 1.0)
     assert not c.pipelined
-    c.note_read(range(1, _policy._PIPELINING_PROOF + 1), 2.0)  # all but the first
+    c.note_read(range(1, _connection._PIPELINING_PROOF + 1), 2.0)  # all but the first
     assert c.pipelined and c.stall_deadline() == 2.0 + STALL
     c.note_read([0], 3.0)
     c.note_gone(0)
@@ -543,7 +544,7 @@ def test_an_answer(
 
 def test_a_pipelined_answer_proves_the_server_pipelines() -> None:
     c = conn(1)
-    c.pipelined_answers = _policy._PIPELINING_PROOF
+    c.pipelined_answers = _connection._PIPELINING_PROOF
     p = pooled(policy(), c)
     p.answered(c)
     assert p.pipelining is True

@@ -62,7 +62,7 @@ class _Dropped(Exception):
 
 
 class _Stalled(_Dropped):
-    """The connection stopped answering pipelined queries (see ``_policy._STALL``)."""
+    """The connection stopped answering pipelined queries (see ``_policy._connection._STALL``)."""
 
 
 class _NotSent(_Dropped):
