@@ -33,6 +33,8 @@ from .connection import AsyncConnection, Request, _Dropped, _NotSent, _Stalled
 __all__ = ["AsyncServerPool"]
 
 Answer = tuple[dns.message.Message | bytes, TLSInfo, Server]
+# Bound once: a lookup through the enum class costs ~70 ns on Python 3.11, per query.
+_IDLE, _CLOSE = Release.IDLE, Release.CLOSE
 
 
 class AsyncServerPool:
@@ -361,16 +363,16 @@ class AsyncServerPool:
         with self._mutex:
             release = self.policy.release(connection)
             self._wake_slot()
-            if release is Release.IDLE:
+            if release is _IDLE:
                 self.policy.idle(connection, time.monotonic())
                 if not self.closed:
                     connection.arm(
                         self.policy.idle_timeout_of(connection),
                         lambda: self._idle_check(connection),
                     )
-            elif release is Release.CLOSE:
+            elif release is _CLOSE:
                 self._closing_add(connection)
-        if release is Release.CLOSE:
+        if release is _CLOSE:
             # Not awaited: the answer is in hand, and a server that closed first never
             # sends its close_notify, which the graceful close would wait a second for.
             # aclose() waits for it, so no transport outlives the client.

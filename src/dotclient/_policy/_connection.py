@@ -62,6 +62,12 @@ class Session(enum.Enum):
     RESUMED = "resumed"
 
 
+# Members bound once: a lookup through the enum class costs ~70 ns on Python 3.11, and
+# these are read for every query.
+_OPEN, _DRAINING, _CLOSED = State.OPEN, State.DRAINING, State.CLOSED
+_UNSAVED = Session.UNSAVED
+
+
 class ConnectionState:
     """One connection as the policy sees it: its counts, its named state, and when its
     queries were sent and answered (for the stall rule). The shells' connection
@@ -69,7 +75,7 @@ class ConnectionState:
 
     def __init__(self, protocol: DoTProtocol, now: float, resumed: bool = False) -> None:
         self.protocol = protocol
-        self.state = State.OPEN
+        self.state = _OPEN
         self.ending = Ending.NONE
         self.session = Session.RESUMED if resumed else Session.UNSAVED
         #: Queries assigned to this connection and not finished.
@@ -100,7 +106,7 @@ class ConnectionState:
     @property
     def closed(self) -> bool:
         """Closed by this client."""
-        return self.state is State.CLOSED
+        return self.state is _CLOSED
 
     @property
     def pipelined(self) -> bool:
@@ -117,11 +123,11 @@ class ConnectionState:
     @property
     def usable(self) -> bool:
         """Open and not retired: it may take new queries."""
-        return self.state is State.OPEN and not (self.torn or self.protocol.closed)
+        return self.state is _OPEN and not (self.torn or self.protocol.closed)
 
     def mark_closed(self) -> None:
         """This client closes the connection (or lets it go)."""
-        self.state = State.CLOSED
+        self.state = _CLOSED
 
     def note_sent(self, qid: int, now: float) -> None:
         """Query ``qid`` was registered for sending at ``now``."""

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from .._exceptions import DoTError, NetworkError
 from .._stats import ClientStats
-from ._connection import ConnectionState, Ending, Session, State
+from ._connection import _CLOSED, _DRAINING, _OPEN, _UNSAVED, ConnectionState, Ending, Session
 
 __all__ = ["Budget", "ConnectFailure", "Loss", "PoolPolicy", "Release", "restart_pause"]
 
@@ -64,6 +64,8 @@ class Release(enum.Enum):
     #: Idle: arm its idle timer unless one is armed.
     IDLE = "idle"
 
+
+_BUSY, _CLOSE, _IDLE = Release.BUSY, Release.CLOSE, Release.IDLE
 
 C = TypeVar("C", bound=ConnectionState)
 
@@ -225,8 +227,8 @@ class PoolPolicy(Generic[C]):
     def unpool(self, connection: C) -> None:
         """Take ``connection`` out of the pool for good: it takes no new queries and
         closes when its last one ends."""
-        if connection.state is State.OPEN:
-            connection.state = State.DRAINING
+        if connection.state is _OPEN:
+            connection.state = _DRAINING
         if connection in self.pool:
             self.pool.remove(connection)
             self.stats.unmatched += connection.protocol.unmatched
@@ -253,11 +255,11 @@ class PoolPolicy(Generic[C]):
         ):
             self.unpool(connection)
         if connection.reserved:
-            return Release.BUSY
-        if connection.state is State.DRAINING:
-            connection.state = State.CLOSED
-            return Release.CLOSE
-        return Release.IDLE
+            return _BUSY
+        if connection.state is _DRAINING:
+            connection.state = _CLOSED
+            return _CLOSE
+        return _IDLE
 
     def idle(self, connection: C, now: float) -> None:
         """``connection`` went idle at ``now`` (after :meth:`release` said so)."""
@@ -271,14 +273,14 @@ class PoolPolicy(Generic[C]):
         self.responses += 1
         if connection.pipelined and self.pipelining is None:
             self.pipelining = True
-        if connection.protocol.keepalive_timeout == 0 and connection.state is State.OPEN:
+        if connection.protocol.keepalive_timeout == 0 and connection.state is _OPEN:
             self.unpool(connection)
         return connection.reserved < self.max_in_flight and bool(self.probe_until)
 
     def keep_session(self, connection: C) -> bool:
         """Whether to keep the session of ``connection`` after an answer (TLS 1.3
         tickets come after the handshake): once, and only from a full handshake."""
-        if connection.session is not Session.UNSAVED:
+        if connection.session is not _UNSAVED:
             return False
         connection.session = Session.SAVED
         return True
@@ -403,7 +405,7 @@ class PoolPolicy(Generic[C]):
         if connection.reserved or connection.closed:
             return None
         left = connection.idle_since + self.idle_timeout_of(connection) - now
-        if left > _IDLE_SLACK and connection.state is State.OPEN:
+        if left > _IDLE_SLACK and connection.state is _OPEN:
             return left
         connection.mark_closed()
         self.unpool(connection)
