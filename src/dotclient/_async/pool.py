@@ -104,10 +104,12 @@ class AsyncServerPool:
 
     @property
     def open_connections(self) -> int:
+        """Connections that take queries now (retired ones still finishing aside)."""
         return len(self._pool)
 
     @property
     def in_flight(self) -> int:
+        """Queries in flight on those connections."""
         return sum(c.reserved for c in self._pool)
 
     @property
@@ -338,6 +340,7 @@ class AsyncServerPool:
         self._connect_job = None
 
     def _wake_slot(self) -> None:
+        """Wake the first caller waiting for room, if any (under the mutex)."""
         if self._slot_waiters:
             self._slot_waiters.popleft().set()
 
