@@ -122,6 +122,14 @@ def test_which_connection_takes_a_query(
     assert best is (None if taken is None else conns[taken])
     if best is not None:
         assert best.reserved == before[taken] + 1 and p.stats.queries_sent == 1
+        assert p.pass_on is (best.reserved < p.room(best, p.probing(now)))
+
+
+@pytest.mark.parametrize(("reserved", "pass_on"), [(0, True), (1, False)])
+def test_a_connection_with_room_left_passes_the_turn_on(reserved: int, pass_on: bool) -> None:
+    c = conn(reserved)
+    p = pooled(policy(max_in_flight=2), c)
+    assert p.take(0.0) is c and p.pass_on is pass_on
     for c in p.flooded:
         assert c.state is State.CLOSED and c not in p.pool and not c.reserved
 

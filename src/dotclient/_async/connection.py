@@ -172,10 +172,14 @@ class AsyncConnection(ConnectionState):
         """The server sent more than the backend buffers while nobody asked."""
         return bool(self.stream.flooded)
 
+    @property
+    def armed(self) -> bool:
+        """The idle timer is armed."""
+        return self._timer is not None
+
     def arm(self, delay: float, callback: Callable[[], None]) -> None:
-        """Call ``callback`` after ``delay`` seconds (the idle timer), unless armed."""
-        if self._timer is None:
-            self._timer = backend.call_later(delay, callback)
+        """Call ``callback`` after ``delay`` seconds (the idle timer)."""
+        self._timer = backend.call_later(delay, callback)
 
     def disarm(self) -> None:
         """Stop the idle timer, if armed (also when it fired: it is no longer armed)."""

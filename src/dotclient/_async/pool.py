@@ -222,7 +222,7 @@ class AsyncServerPool:
                 if policy.flooded:
                     self._drop_flooded()
                 if best is not None:
-                    if policy.has_room(best, now):
+                    if policy.pass_on:
                         self._wake_slot()  # room for more: pass the turn on
                     return best, now
                 if not policy.may_open():
@@ -368,7 +368,7 @@ class AsyncServerPool:
             self._wake_slot()
             if release is _IDLE:
                 self.policy.idle(connection, time.monotonic())
-                if not self.closed:
+                if not (connection.armed or self.closed):
                     connection.arm(
                         self.policy.idle_timeout_of(connection),
                         lambda: self._idle_check(connection),

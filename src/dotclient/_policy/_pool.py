@@ -112,6 +112,8 @@ class PoolPolicy(Generic[C]):
         self.draining: set[C] = set()
         #: Idle connections :meth:`take` found flooded and closed: the shell closes them.
         self.flooded: list[C] = []
+        #: The connection :meth:`take` gave has room for another query.
+        self.pass_on = False
         #: A connect for this pool is under way (one at a time).
         self.connecting = False
         self.max_connections = max_connections
@@ -150,7 +152,8 @@ class PoolPolicy(Generic[C]):
     def take(self, now: float) -> C | None:
         """The connection for one more query (counted on it), or None: the least busy
         usable one with room and a free ID. Idle flooded ones are closed on the way
-        (into :attr:`flooded`)."""
+        (into :attr:`flooded`); :attr:`pass_on` says whether the one taken has room
+        left (wake the next caller waiting)."""
         best: C | None = None
         probing = self.probing(now)
         for connection in self.pool:
@@ -161,16 +164,14 @@ class PoolPolicy(Generic[C]):
                 if connection.has_ids and connection.usable:
                     if best is None or connection.reserved < best.reserved:
                         best = connection
-        for connection in self.flooded:
-            connection.mark_closed()
-            self.unpool(connection)
+        if self.flooded:
+            for connection in self.flooded:
+                connection.mark_closed()
+                self.unpool(connection)
         if best is not None:
             self.assign(best, now)
+            self.pass_on = best.reserved < self.room(best, probing)
         return best
-
-    def has_room(self, connection: C, now: float) -> bool:
-        """``connection`` can take another query now (pass the turn on)."""
-        return connection.reserved < self.room(connection, self.probing(now))
 
     def may_open(self) -> bool:
         """Start a connect now: none under way, and fewer than ``max_connections`` open
