@@ -38,8 +38,8 @@ SUBS = [
     (r"aresolve", "resolve"),
     (r"StopAsyncIteration", "StopIteration"),
     (
-        r"This file is the asyncio version; ``dotclient/_sync/client.py`` is generated from it",
-        "This file is generated from ``dotclient/_async/client.py``",
+        r"This file is the asyncio version; ``dotclient/_sync/(\w+)\.py`` is generated from it",
+        r"This file is generated from ``dotclient/_async/\1.py``",
     ),
     (
         r"by ``scripts/unasync.py`` \(which CI runs with ``--check``\)\. Edit this one\.",

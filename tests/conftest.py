@@ -60,11 +60,9 @@ def no_false_stalls(monkeypatch: pytest.MonkeyPatch) -> None:
     changes the connections, resends and pipelining those tests count. A server that
     did drop a query would make it time out instead, and still fail the test.
     """
-    from dotclient._async import client as async_client
-    from dotclient._sync import client as sync_client
+    from dotclient._policy import _connection
 
-    for module in (async_client, sync_client):
-        monkeypatch.setattr(module, "_STALL", 60.0)
+    monkeypatch.setattr(_connection, "_STALL", 60.0)
 
 
 @pytest.fixture(params=MODES)

@@ -3,7 +3,8 @@
 Everything that goes wrong while talking to a server is a :class:`DoTError`::
 
     DoTError
-    ├── ConnectError             the TCP connection could not be made or was lost
+    ├── NetworkError             the network failed the query: no connection, or a lost one
+    │   ├── ConnectError         the TCP connection could not be made
     │   └── ConnectionLost       the server closed or reset it before answering
     ├── TLSError                 the TLS handshake failed, or the server offered TLS < 1.2
     │   └── AuthenticationError  certificate chain, name or SPKI pin did not check out
@@ -36,6 +37,7 @@ __all__ = [
     "ConnectionLost",
     "DoTError",
     "InvalidServerSpec",
+    "NetworkError",
     "ProtocolError",
     "RcodeError",
     "TLSError",
@@ -57,11 +59,17 @@ class DoTError(Exception):
             self.server = server
 
 
-class ConnectError(DoTError):
-    """The TCP connection to the server could not be made, or broke."""
+class NetworkError(DoTError):
+    """The network failed the query: a connection could not be made
+    (:class:`ConnectError`), or was lost before the answer (:class:`ConnectionLost`)."""
 
 
-class ConnectionLost(ConnectError):
+class ConnectError(NetworkError):
+    """The TCP connection to the server could not be made (refused, unreachable, no
+    address); a connection lost afterwards is a :class:`ConnectionLost`."""
+
+
+class ConnectionLost(NetworkError):
     """The server closed or reset the connection before the answer arrived (a TLS
     error after the handshake, such as an alert or a bad record, counts as one)."""
 

@@ -205,7 +205,7 @@ def test_close_during_a_query_does_not_reconnect(server_cert: IssuedCert, ca_fil
         client.close()
         thread.join(5)
         assert not thread.is_alive()
-    assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectError), errors
+    assert len(errors) == 1 and isinstance(errors[0], dotclient.ConnectionLost), errors
     assert server.connections == 1
 
 

@@ -541,11 +541,11 @@ def test_a_limit_per_connection_is_learnt_from_busy_closes(
             # What was learnt expires (after 30 s), and is learnt again.
             real = client if mode == "sync" else client.client
             pool = real._pools[0]
-            assert pool._per_connection == 5
-            pool._per_connection_until = time.monotonic() - 1
+            assert pool.policy.learnt_limit == 5
+            pool.policy.learnt_until = time.monotonic() - 1
             check_outcomes(names, client.resolve_many(names))
             assert client.stats.resent > after.resent
-            assert pool._per_connection == 5
+            assert pool.policy.learnt_limit == 5
     assert learnt.resent > 0  # the first closes cut pipelined queries
     # Learnt: five queries per connection, so no query is cut and resent any more.
     assert after.resent == learnt.resent

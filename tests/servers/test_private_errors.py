@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 import dotclient
-from dotclient._async import client as async_client
-from dotclient._sync import client as sync_client
+from dotclient._async import connection as async_connection
+from dotclient._sync import connection as sync_connection
 from dotclient.testing import UnboundServer
 
 from support.modes import open_client
@@ -23,7 +23,7 @@ def test_a_query_that_runs_out_of_resends_raises_the_public_error(
     ca_file: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    module: Any = sync_client if mode == "sync" else async_client
+    module: Any = sync_connection if mode == "sync" else async_connection
     error = getattr(module, private)
     connection = module.Connection if mode == "sync" else module.AsyncConnection
 

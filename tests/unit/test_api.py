@@ -21,6 +21,7 @@ PUBLIC = [
     "ConnectionLost",
     "DoTError",
     "InvalidServerSpec",
+    "NetworkError",
     "ProtocolError",
     "RcodeError",
     "Response",

@@ -34,8 +34,9 @@ SERVER = dotclient.parse_server("192.0.2.53#dot.test")
 # Each class and its parent inside dotclient, as the module docstring draws it.
 EXPECTED_PARENTS = {
     "DoTError": None,
-    "ConnectError": "DoTError",
-    "ConnectionLost": "ConnectError",
+    "NetworkError": "DoTError",
+    "ConnectError": "NetworkError",
+    "ConnectionLost": "NetworkError",
     "TLSError": "DoTError",
     "AuthenticationError": "TLSError",
     "Timeout": "DoTError",

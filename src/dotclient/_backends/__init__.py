@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .._exceptions import PLAIN_DNS_HINT, ConnectError, DoTError, Timeout
+from .._exceptions import PLAIN_DNS_HINT, ConnectError, DoTError, NetworkError, Timeout
 from .._happy import AddrInfo, Race, family_of, interleave
 from .._proxy import Proxy
 from .._route import Route
@@ -117,7 +117,7 @@ def race_failure(server: Server, errors: list[DoTError]) -> DoTError:
     failure before a refused connection (it says more, and the opportunistic profile
     acts on it), the only error as it is, else one naming each address's."""
     for error in errors:
-        if not isinstance(error, ConnectError):
+        if not isinstance(error, NetworkError):
             return error
     if len(errors) == 1:
         return errors[0]

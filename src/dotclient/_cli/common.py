@@ -46,7 +46,7 @@ def exit_code(exc: BaseException) -> int:
         return exit_code(exc.errors[-1][1])  # the last server's failure
     if isinstance(exc, dotclient.TLSError):  # AuthenticationError included
         return EXIT_TLS
-    if isinstance(exc, (dotclient.ConnectError, dotclient.Timeout)):
+    if isinstance(exc, (dotclient.NetworkError, dotclient.Timeout)):
         return EXIT_NETWORK
     if isinstance(exc, (ValueError, TypeError, UsageError)):
         return EXIT_USAGE

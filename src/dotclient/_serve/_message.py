@@ -21,7 +21,13 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
-from .._exceptions import AllServersFailed, ConnectError, ProtocolError, Timeout, TLSError
+from .._exceptions import (
+    AllServersFailed,
+    NetworkError,
+    ProtocolError,
+    Timeout,
+    TLSError,
+)
 
 __all__ = [
     "EDE_NETWORK_ERROR",
@@ -281,7 +287,7 @@ def failure_cause(exc: BaseException) -> tuple[int, str]:
         last = exc.errors[-1][1]
     if isinstance(last, Timeout):
         code = EDE_NO_REACHABLE_AUTHORITY
-    elif isinstance(last, (ConnectError, TLSError, ProtocolError)):
+    elif isinstance(last, (NetworkError, TLSError, ProtocolError)):
         code = EDE_NETWORK_ERROR
     else:
         code = EDE_OTHER

@@ -36,7 +36,7 @@ import dns.opcode
 import dns.resolver
 
 from .._async.client import AsyncClient
-from .._exceptions import ConnectError, DoTError, ProtocolError, Timeout, TLSError
+from .._exceptions import DoTError, NetworkError, ProtocolError, Timeout, TLSError
 from .._response import Response
 from .._sync.client import Client
 from ._common import Owner
@@ -101,7 +101,7 @@ def _for_dnspython(exc: DoTError, timeout: float) -> Exception:
         return ssl.SSLError(ssl.SSL_ERROR_SSL, str(exc))  # str() is the message alone
     if isinstance(exc, ProtocolError):
         return dns.exception.FormError(str(exc))  # type: ignore[no-untyped-call]
-    if isinstance(exc, ConnectError):
+    if isinstance(exc, NetworkError):
         return ConnectionError(str(exc))
     return OSError(str(exc))  # AllServersFailed: every server behind a client failed
 
