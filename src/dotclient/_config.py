@@ -20,20 +20,13 @@ import warnings
 from collections.abc import Iterable
 from typing import TypedDict
 
-import dns.message
-import dns.name
-import dns.rdataclass
-import dns.rdatatype
-
 from . import _deadline
 from ._failover import STRATEGIES
 from ._happy import DEFAULT_ATTEMPT_DELAY
 from ._query import DEFAULT_PADDING_BLOCK, MAX_PADDING_BLOCK
-from ._question import Question, check_message, make_question
-from ._response import Response, make_response
 from ._route import Route, make_route
 from ._server import Server, parse_server
-from ._tls import TLSInfo, TLSPolicy
+from ._tls import TLSPolicy
 
 # At run time too, so that typing.get_type_hints() (autodoc, validators) can read the
 # signatures that take **options.
@@ -393,32 +386,6 @@ class ClientConfig:
         """Seconds the next server may take for a query when ``untried`` servers
         (counting it) are left to try; None for all the time left."""
         return _deadline.share(deadline, untried, self.server_timeout)
-
-    @staticmethod
-    def question(
-        name: dns.name.Name | str,
-        rdtype: dns.rdatatype.RdataType | str | int,
-        rdclass: dns.rdataclass.RdataClass | str | int,
-        dnssec: bool,
-    ) -> Question:
-        """Check what ``resolve()`` was asked, before any I/O (see ``_question``)."""
-        return make_question(name, rdtype, rdclass, dnssec)
-
-    @staticmethod
-    def check_message(message: object) -> dns.message.Message:
-        """Refuse anything but a dnspython query message, before any I/O."""
-        return check_message(message)
-
-    @staticmethod
-    def response(
-        query: dns.message.Message | None,
-        message: dns.message.Message | bytes,
-        started: float,
-        tls: TLSInfo,
-        server: Server,
-    ) -> Response:
-        """Wrap a validated answer (see ``_response.make_response``)."""
-        return make_response(query, message, started, tls, server)
 
 
 def _field_docs() -> dict[str, str]:

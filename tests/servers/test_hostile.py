@@ -53,7 +53,10 @@ from support.fakeserver import (
 from support.modes import open_client, pending_tasks, resolve_concurrently
 
 TIMEOUT = 1.0  # the queries' timeout in the rows that must wait it out (a Timeout)
-SLACK = 0.5  # how far past its timeout a query may end, on a busy machine
+# How far past its timeout a query may end on a busy machine (1.73 s seen for the
+# drip-feed row's 1 s under load in CI): still far short of what the faults these rows
+# catch cost (a client bounding each read, not the query, waits ~15 s on the drip).
+SLACK = 2.0
 # Rows that must fail on what the server did, not wait for the timeout: they get a
 # longer timeout (free, as they never wait it out) and must end within a third of it,
 # a margin a loaded machine's handshakes and resends cannot use up.

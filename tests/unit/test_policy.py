@@ -189,13 +189,16 @@ def test_when_a_connection_opens(
 
 
 # A new connection wakes as many waiters as it has room for beside its own query.
+# While probing it takes no more, but a waiter may open another where more are allowed.
 @pytest.mark.parametrize(
-    ("probe_until", "resumed", "room"), [(0.0, False, 99), (30.0, True, 0)], ids=["full", "probe"]
+    ("probe_until", "resumed", "most", "room"),
+    [(0.0, False, 1, 99), (30.0, True, 1, 0), (30.0, False, 2, 1)],
+    ids=["full", "probe", "probe, another may open"],
 )
 def test_a_new_connection_has_room_for_waiters(
-    probe_until: float, resumed: bool, room: int
+    probe_until: float, resumed: bool, most: int, room: int
 ) -> None:
-    p = policy(probe_until=probe_until, connecting=True)
+    p = policy(probe_until=probe_until, connecting=True, max_connections=most)
     c = Conn(resumed=resumed)
     p.connected(c)
     assert p.add(c, 10.0) == room
@@ -534,6 +537,7 @@ def test_a_retired_connection_drains_then_closes() -> None:
 ANSWERED = [
     ("a plain answer", conn(1, answered=1), 0.0, False, False, None),
     ("a probe answered: room again", conn(1, answered=1), 30.0, True, False, None),
+    ("the probe window is over: no wake", conn(1, answered=1), 5.0, False, False, None),
     ("keepalive 0: retired", conn(1, keepalive_timeout=0.0), 0.0, False, True, None),
 ]
 
@@ -545,7 +549,7 @@ def test_an_answer(
     rule: str, c: Conn, probe: float, wake: bool, retired: bool, pipelining: bool | None
 ) -> None:
     p = pooled(policy(probe_until=probe), c)
-    assert p.answered(c) is wake
+    assert p.answered(c, 10.0) is wake
     assert (c.state is State.DRAINING) is retired
     assert (p.responses, p.stats.responses, p.pipelining) == (1, 1, pipelining)
 
@@ -554,7 +558,7 @@ def test_a_pipelined_answer_proves_the_server_pipelines() -> None:
     c = conn(1)
     c.pipelined_answers = _connection._PIPELINING_PROOF
     p = pooled(policy(), c)
-    p.answered(c)
+    p.answered(c, 10.0)
     assert p.pipelining is True
 
 

@@ -28,7 +28,8 @@ from .._config import OPTIONS_HELP, ClientConfig, ClientOptions, ServerSpec
 from .._exceptions import AllServersFailed, DoTError
 from .._failover import Rotation
 from .._policy import ConnectFailure, restart_pause
-from .._response import Response
+from .._question import check_message, make_question
+from .._response import Response, make_response
 from .._server import Server
 from .._stats import ClientStats, ServerState
 from .bootstrap import BootstrapResolver
@@ -149,7 +150,7 @@ class AsyncClient:
     ) -> Response:
         """Look up ``name``/``rdtype`` (a recursive query with EDNS(0); ``dnssec=True``
         sets the DO bit). A non-NOERROR RCODE is returned, not raised."""
-        question = self._config.question(name, rdtype, rdclass, dnssec)
+        question = make_question(name, rdtype, rdclass, dnssec)
         return await self._exchange(question, None, self._config.deadline(timeout))
 
     async def query(
@@ -161,7 +162,7 @@ class AsyncClient:
         ``message`` object is not modified, and the response carries its ID back so
         ``message.is_response(response.message)`` holds.
         """
-        query = self._config.check_message(message)
+        query = check_message(message)
         return await self._exchange(query, query, self._config.deadline(timeout))
 
     async def resolve_many(
@@ -186,7 +187,7 @@ class AsyncClient:
             raise TypeError("resolve_many takes an iterable of names, not one name")
         config = self._config
         # The options once, up front: a bad one is the caller's error, not each name's.
-        config.question(".", rdtype, rdclass, dnssec)
+        make_question(".", rdtype, rdclass, dnssec)
         config.deadline(timeout)
         names = list(names)
         results: list[Response | Exception | None] = [None] * len(names)
@@ -203,7 +204,7 @@ class AsyncClient:
                 outcome: Response | Exception
                 try:
                     # resolve() inlined: a coroutine frame less per query in flight.
-                    question = config.question(names[index], rdtype, rdclass, dnssec)
+                    question = make_question(names[index], rdtype, rdclass, dnssec)
                     outcome = await self._exchange(question, None, config.deadline(timeout))
                 except (DoTError, ValueError, TypeError) as exc:
                     outcome = exc
@@ -260,7 +261,7 @@ class AsyncClient:
                             with self._mutex:
                                 rotation.succeeded(index)
                         answer, tls, peer = outcome
-                        return self._config.response(query, answer, started, tls, peer)
+                        return make_response(query, answer, started, tls, peer)
                     failure = outcome
                 # A server that served this client and now refuses connections may be
                 # restarting: worth another round within the deadline.

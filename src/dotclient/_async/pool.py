@@ -405,7 +405,7 @@ class AsyncServerPool:
         """Learn from a connection that answered: pipelining works, and the TLS
         session to resume next time (TLS 1.3 tickets come after the handshake)."""
         with self._mutex:
-            if self.policy.answered(connection):
+            if self.policy.answered(connection, time.monotonic()):
                 self._wake_slot()  # a probe answered: the connection has room again
             # A resumed connection's session is the one saved; reading a session out of
             # the ssl module costs a serialisation round trip (~0.4 ms), and ~6 KB that

@@ -209,7 +209,11 @@ class PoolPolicy(Generic[C]):
         it has room for (slot waiters to wake)."""
         self.pool.append(connection)
         self.assign(connection, now)
-        return self.room(connection, self.probing(now)) - 1
+        probing = self.probing(now)
+        room = self.room(connection, probing) - 1
+        if probing and not room and self.active() < self.max_connections:
+            return 1  # a probe takes no more: a waiter may open another connection
+        return room
 
     def assign(self, connection: C, now: float) -> None:
         """Count one more query on ``connection``; retire it once it reaches the limit a
@@ -266,7 +270,7 @@ class PoolPolicy(Generic[C]):
         """``connection`` went idle at ``now`` (after :meth:`release` said so)."""
         connection.idle_since = now
 
-    def answered(self, connection: C) -> bool:
+    def answered(self, connection: C, now: float) -> bool:
         """A query on ``connection`` was answered: count it, learn that the server
         pipelines, retire the connection on a keepalive timeout of 0 (RFC 7828 section
         3.2.2: close soon). Returns whether a probe answered (wake a slot waiter)."""
@@ -276,7 +280,7 @@ class PoolPolicy(Generic[C]):
             self.pipelining = True
         if connection.protocol.keepalive_timeout == 0 and connection.state is _OPEN:
             self.unpool(connection)
-        return connection.reserved < self.max_in_flight and bool(self.probe_until)
+        return connection.reserved < self.max_in_flight and self.probing(now)
 
     def keep_session(self, connection: C) -> bool:
         """Whether to keep the session of ``connection`` after an answer (TLS 1.3
