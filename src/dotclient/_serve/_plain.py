@@ -6,8 +6,9 @@ header, and no EDNS or an OPT record (version 0) with no options and at most the
 :func:`plain_question` recognises that shape from the query's bytes and gives what
 ``AsyncClient.resolve()`` needs to ask it upstream: the client's pre-rendered, padded
 query and its byte-level answer check, with no dnspython message on either side. What
-goes upstream is then what ``query()`` would send for that query, but for the buffer
-size, which over TLS limits nothing (RFC 7766 section 8).
+goes upstream is exactly what ``query()`` would send for that query (the flags, the DO
+bit, a buffer size of 1232, padding): a client's other buffer size is passed on, so
+such a query takes the message path.
 
 :func:`plain_reply` makes the validated answer the client's reply by changing only its
 OPT record, which must be the last record: removed for a client that sent no EDNS (RFC
@@ -32,6 +33,8 @@ __all__ = ["plain_question", "plain_reply"]
 _HEADER = 12
 _OPT = 41
 _ANY = 255
+#: The buffer size resolve() asks with (``make_query``'s), the only one it can pass on.
+_RESOLVE_PAYLOAD = 1232
 # RFC 7828 edns-tcp-keepalive and RFC 7830 padding: options of the encrypted hop only.
 _HOP_OPTIONS = frozenset((11, 12))
 _U16 = struct.Struct("!H")
@@ -49,8 +52,9 @@ def plain_question(query: Query) -> Question | None:
     """(name, type, class) of ``query`` when it may be asked with ``resolve()``: opcode
     QUERY with only RD set among the flags (no CD, no AD: ``resolve()`` sends neither),
     one question of a type that is not a meta-type (ANY aside), no answer or authority
-    records, and either no additional record or an OPT of 11 octets (root name, version
-    0, extended RCODE 0, no flag but DO, no options) ending the message. None otherwise."""
+    records, and either no additional record or an OPT of 11 octets (root name, payload
+    1232 as ``resolve()`` asks, version 0, extended RCODE 0, no flag but DO, no options)
+    ending the message. None otherwise."""
     wire = query.wire
     if wire[2:10] != b"\x01\x00\x00\x01\x00\x00\x00\x00" or wire[10]:
         return None
@@ -67,8 +71,10 @@ def plain_question(query: Query) -> Question | None:
     elif wire[11] != 1 or len(wire) != qend + 11 or wire[qend] != 0:
         return None
     else:
-        opt_type, _, rcode, version, flags, rdlength = _OPT_FIXED.unpack_from(wire, qend + 1)
-        if opt_type != _OPT or rcode or version or flags & 0x7FFF or rdlength:
+        opt_type, payload, rcode, version, flags, rdlength = _OPT_FIXED.unpack_from(wire, qend + 1)
+        if opt_type != _OPT or payload != _RESOLVE_PAYLOAD:
+            return None  # another buffer size: query() passes it on as the client gave it
+        if rcode or version or flags & 0x7FFF or rdlength:
             return None
     return _name(wire, end), rdtype, rdclass
 
