@@ -1,7 +1,8 @@
 """``dotclient serve``'s lean miss path against a real unbound: which queries take it (the
 client is spied on: ``resolve()`` for the lean path, ``query()`` for the message path),
-and that its replies are those of the message path (the stub with a cache, whose misses
-take it). The byte-level reply building: tests/unit/test_serve_plain.py."""
+with the cache off and on, and that its replies are those of the message path (the same
+stub with the lean path turned off). The byte-level reply building:
+tests/unit/test_serve_plain.py."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import dns.flags
 import dns.message
 import pytest
 
+from dotclient._serve import _server
+from dotclient._serve._cache import Cache
 from dotclient.testing import UnboundServer
 
 from support.stub import A_RECORDS, WAIT, StubThread, addresses, tcp, udp
@@ -47,8 +50,13 @@ def lean(unbound: UnboundServer, start_stub: Callable[..., StubThread]) -> StubT
     return start_stub(unbound, cache=None)
 
 
+def lines(message: dns.message.Message) -> list[str]:
+    """``message`` as text, its lines sorted: unbound turns the order of RRs round."""
+    return sorted(message.to_text().split("\n"))
+
+
 def test_plain_dnspython_queries_take_the_lean_path_others_the_message_path(
-    lean: StubThread, stub: StubThread
+    lean: StubThread, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spy = Spy(lean)
     plain = [
@@ -67,11 +75,28 @@ def test_plain_dnspython_queries_take_the_lean_path_others_the_message_path(
             reply = send(lean.port, query)
             assert spy.take() == [path], query
             assert query.is_response(reply)
-            # The stub with a cache misses (or hits) through the message path: the same,
-            # but for the order of the RRs in an RRset (unbound turns it round).
-            other = send(stub.port, query)
-            assert sorted(reply.to_text().split("\n")) == sorted(other.to_text().split("\n"))
+            with monkeypatch.context() as patch:  # the message path, for the same query
+                patch.setattr(_server, "plain_question", lambda query: None)
+                assert lines(send(lean.port, query)) == lines(reply), query
+            assert spy.take() == ["query"]
     assert addresses(udp(lean.port, plain[1])) == A_RECORDS
+
+
+def test_with_the_cache_a_plain_miss_takes_the_lean_path_and_is_cached(
+    unbound: UnboundServer, start_stub: Callable[..., StubThread]
+) -> None:
+    stub = start_stub(unbound, cache=Cache(100))
+    spy = Spy(stub)
+    for name, edns in (("www.example.test", 0), ("mail.example.test", -1)):
+        query = dns.message.make_query(name, "A", use_edns=edns)
+        miss = udp(stub.port, query)
+        assert spy.take() == ["resolve"]
+        hit = tcp(stub.port, query)
+        assert spy.take() == []
+        assert lines(hit) == lines(miss) and (miss.edns, hit.edns) == (edns, edns)
+        # The entry was made from the parsed answer: the other kind of client gets it too.
+        other = udp(stub.port, dns.message.make_query(name, "A", use_edns=-1 - edns))
+        assert spy.take() == [] and other.edns == -1 - edns and addresses(other)
 
 
 @pytest.mark.parametrize(

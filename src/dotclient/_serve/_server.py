@@ -242,10 +242,10 @@ class Stub:
     async def _forward(self, query: Query, udp: bool) -> bytes:
         """The reply to ``query`` from upstream: the answer, or SERVFAIL saying why not.
 
-        A plain query with the cache off takes the lean path (:mod:`._plain`): asked
-        with ``resolve()``, answered from bytes. The cache needs the parsed answer for
-        its TTLs, and other queries their own bits and options: ``query(message)``."""
-        question = plain_question(query) if self.cache is None else None
+        A plain query takes the lean path (:mod:`._plain`): asked with ``resolve()``,
+        answered from bytes (the cache, when on, still parses the answer for its TTLs);
+        other queries go with their own bits and options through ``query(message)``."""
+        question = plain_question(query)
         message = None
         if question is None:
             try:
@@ -270,12 +270,14 @@ class Stub:
                 metrics.in_flight.dec()
         if metrics is not None:
             metrics.latency.observe(response.elapsed)
+        cache = self.cache
         wire = None if question is None else plain_reply(response.wire, query.edns)
-        if wire is None:
+        if wire is None or cache is not None:
             message = client_view(response.message)
-            wire = render(message, 0, query.edns)
-            if self.cache is not None:
-                self.cache.put(query.key, message, self.clock(), wire, query.edns)
+            if wire is None:
+                wire = render(message, 0, query.edns)
+            if cache is not None:
+                cache.put(query.key, message, self.clock(), wire, query.edns)
         return finish(wire, query, udp=udp)
 
     def _count(self, reply: bytes) -> None:
