@@ -220,3 +220,12 @@ def test_random_and_cut_answers_never_raise() -> None:
     for _ in range(500):
         junk = bytes(rng.randrange(256) for _ in range(rng.randrange(12, 120)))
         plain_reply(junk, rng.random() < 0.5)
+
+
+def test_a_name_dnspython_refuses_is_not_plain() -> None:
+    # read_query() refuses this name itself (FORMERR); a Query made by hand reaches the
+    # guard, which leaves it to the message path rather than raise in the server.
+    labels = b"".join(b"\x3f" + b"x" * 63 for _ in range(3)) + b"\x3e" + b"y" * 62 + b"\x00"
+    wire = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + labels + b"\x00\x01\x00\x01"
+    assert isinstance(read_query(wire), bytes)
+    assert plain_question(Query(wire, (labels, 1, 1, 0x100, False), False, False, 512)) is None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 
+import dns.exception
 import dns.name
 
 from ._message import PAYLOAD, Query
@@ -76,14 +77,20 @@ def plain_question(query: Query) -> Question | None:
             return None  # another buffer size: query() passes it on as the client gave it
         if rcode or version or flags & 0x7FFF or rdlength:
             return None
-    return _name(wire, end), rdtype, rdclass
+    name = _name(wire, end)
+    return None if name is None else (name, rdtype, rdclass)
 
 
-def _name(wire: bytes, end: int) -> dns.name.Name:
+def _name(wire: bytes, end: int) -> dns.name.Name | None:
+    """The QNAME ending at ``end``, or None where dnspython refuses it (the message
+    path then answers FORMERR, as before)."""
     raw = wire[_HEADER:end]
     name = _NAMES.get(raw)
     if name is None:
-        name = dns.name.from_wire(wire, _HEADER)[0]
+        try:
+            name = dns.name.from_wire(wire, _HEADER)[0]
+        except dns.exception.DNSException:
+            return None
         if len(_NAMES) >= _MAX_NAMES:
             _NAMES.clear()
         _NAMES[raw] = name
