@@ -104,9 +104,19 @@ def test_plain_queries_are_asked_as_questions(kwargs: dict[str, object], do: boo
     question = plain_question(q)
     assert question is not None
     name, rdtype, rdclass = question
-    assert name.to_text() == "WwW.Example.TEST." and (rdtype, rdclass) == (28, 1)
+    assert str(name) == "WwW.Example.TEST." and (rdtype, rdclass) == (28, 1)
     assert q.do is do
     assert plain_question(query("any.example.test", "ANY")) is not None
+
+
+def test_names_with_any_octets_go_upstream_as_the_client_wrote_them() -> None:
+    for labels in [(b"a.b", b"\xff\x00 x", b"TEST", b""), (b"\\", b"@", b"")]:
+        q = stub_query(dns.message.make_query(dns.name.Name(labels), "A").to_wire())
+        question = plain_question(q)
+        assert question is not None
+        name = question[0]
+        parsed = dns.name.from_text(name) if isinstance(name, str) else name
+        assert parsed.labels == labels  # byte for byte, letter case included
 
 
 def _with(q: Query, **changes: object) -> Query:

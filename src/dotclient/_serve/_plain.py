@@ -39,14 +39,17 @@ _RESOLVE_PAYLOAD = 1232
 # RFC 7828 edns-tcp-keepalive and RFC 7830 padding: options of the encrypted hop only.
 _HOP_OPTIONS = frozenset((11, 12))
 _U16 = struct.Struct("!H")
+# A record's fixed fields after its owner name: TYPE, CLASS, TTL, RDLENGTH.
+_RR_FIXED = struct.Struct("!HHIH")
 # An OPT record with no options, from its TYPE on (after the root name): TYPE, CLASS
 # (the payload size), TTL (extended RCODE, version, flags) and RDLENGTH.
 _OPT_FIXED = struct.Struct("!HHBBHH")
-# QNAMEs as received -> dns.name.Name, so a repeated question costs no parse.
-_NAMES: dict[bytes, dns.name.Name] = {}
+# QNAMEs as received -> what resolve() is given, so a repeated question costs no parse.
+_NAMES: dict[bytes, dns.name.Name | str] = {}
 _MAX_NAMES = 4096
 
-Question = tuple[dns.name.Name, int, int]
+#: (name, type, class) as ``resolve()`` takes them; the name as text where exact.
+Question = tuple[dns.name.Name | str, int, int]
 
 
 def plain_question(query: Query) -> Question | None:
@@ -81,16 +84,20 @@ def plain_question(query: Query) -> Question | None:
     return None if name is None else (name, rdtype, rdclass)
 
 
-def _name(wire: bytes, end: int) -> dns.name.Name | None:
+def _name(wire: bytes, end: int) -> dns.name.Name | str | None:
     """The QNAME ending at ``end``, or None where dnspython refuses it (the message
-    path then answers FORMERR, as before)."""
+    path then answers FORMERR, as before). As text where that reads back to the same
+    labels (letter case included), since the client keeps the questions it has checked
+    by their text: checking a Name again costs more than the rest of this module."""
     raw = wire[_HEADER:end]
     name = _NAMES.get(raw)
     if name is None:
         try:
-            name = dns.name.from_wire(wire, _HEADER)[0]
+            parsed = dns.name.from_wire(wire, _HEADER)[0]
         except dns.exception.DNSException:
             return None
+        text = parsed.to_text()
+        name = text if dns.name.from_text(text).labels == parsed.labels else parsed
         if len(_NAMES) >= _MAX_NAMES:
             _NAMES.clear()
         _NAMES[raw] = name
@@ -127,11 +134,12 @@ def _last_opt(wire: bytes) -> int | None:
     opt = size
     for _ in range(ancount + nscount + arcount):
         start = pos
-        pos = _name_end(wire, pos) + 10
+        # Most owners are one pointer to the question (RFC 1035 section 4.1.4).
+        pos = (pos + 2 if wire[pos] >= 0xC0 else _name_end(wire, pos)) + 10
         if pos < 10 or pos > size:
             return None
-        rdtype = _U16.unpack_from(wire, pos - 10)[0]
-        pos += _U16.unpack_from(wire, pos - 2)[0]
+        rdtype, _, _, rdlength = _RR_FIXED.unpack_from(wire, pos - 10)
+        pos += rdlength
         if rdtype == _OPT:
             if pos != size or wire[start] != 0:
                 return None  # not the last record (or not the root's): the message path
