@@ -232,6 +232,13 @@ def test_random_and_cut_answers_never_raise() -> None:
         plain_reply(junk, rng.random() < 0.5)
 
 
+def test_a_compressed_qname_is_not_plain() -> None:
+    # A pointer into the ID: dnspython reads a name from it, different for each ID.
+    wire = b"\x01\x61\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x00\x00\x01\x00\x01"
+    parsed = read_query(wire)  # dnspython takes it (the byte-level read does not)
+    assert isinstance(parsed, Query) and plain_question(parsed) is None
+
+
 def test_a_name_dnspython_refuses_is_not_plain() -> None:
     # read_query() refuses this name itself (FORMERR); a Query made by hand reaches the
     # guard, which leaves it to the message path rather than raise in the server.

@@ -1,7 +1,7 @@
 """The lean miss path: a plain query forwarded as a question, its answer made the reply
 from bytes. No sockets, no clock.
 
-Most queries a stub sees have one shape: one question, RD set, nothing else in the
+Many queries a stub sees have one shape: one question, RD set, nothing else in the
 header, and no EDNS or an OPT record (version 0) with no options and at most the DO bit.
 :func:`plain_question` recognises that shape from the query's bytes and gives what
 ``AsyncClient.resolve()`` needs to ask it upstream: the client's pre-rendered, padded
@@ -62,7 +62,7 @@ def plain_question(query: Query) -> Question | None:
     wire = query.wire
     if wire[2:10] != b"\x01\x00\x00\x01\x00\x00\x00\x00" or wire[10]:
         return None
-    end = _name_end(wire, _HEADER)
+    end = _name_end(wire, _HEADER, pointers=False)
     if end < 0 or end + 4 > len(wire):
         return None
     rdtype, rdclass = struct.unpack_from("!HH", wire, end)
@@ -104,16 +104,16 @@ def _name(wire: bytes, end: int) -> dns.name.Name | str | None:
     return name
 
 
-def _name_end(wire: bytes, pos: int) -> int:
-    """The offset after the name at ``pos`` (a pointer ends it), or -1 if it runs out or
-    uses a reserved label type."""
+def _name_end(wire: bytes, pos: int, pointers: bool = True) -> int:
+    """The offset after the name at ``pos`` (a pointer ends it), or -1 if it runs out,
+    uses a reserved label type, or holds a pointer where ``pointers`` is false."""
     size = len(wire)
     while pos < size:
         length = wire[pos]
         if length == 0:
             return pos + 1
         if length >= 0xC0:
-            return pos + 2 if pos + 2 <= size else -1
+            return pos + 2 if pointers and pos + 2 <= size else -1
         if length > 63:
             return -1
         pos += length + 1
