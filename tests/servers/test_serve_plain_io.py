@@ -18,8 +18,10 @@ import pytest
 
 from dotclient._serve import _server
 from dotclient._serve._cache import Cache
-from dotclient.testing import UnboundServer
+from dotclient.testing import IssuedCert, UnboundServer
 
+from support.fakeserver import FakeConnection, FakeServer
+from support.fakeserver import answer as fake_answer
 from support.stub import A_RECORDS, WAIT, StubThread, addresses, tcp, udp
 
 
@@ -97,6 +99,34 @@ def test_with_the_cache_a_plain_miss_takes_the_lean_path_and_is_cached(
         # The entry was made from the parsed answer: the other kind of client gets it too.
         other = udp(stub.port, dns.message.make_query(name, "A", use_edns=-1 - edns))
         assert spy.take() == [] and other.edns == -1 - edns and addresses(other)
+
+
+def test_the_upstream_gets_the_same_query_bytes_on_either_path(
+    server_cert: IssuedCert, start_stub: Callable[..., StubThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[bytes] = []
+
+    def record(conn: FakeConnection) -> None:
+        while (wire := conn.read_frame()) is not None:
+            seen.append(wire)
+            conn.send_message(fake_answer(dns.message.from_wire(wire)))
+
+    with FakeServer(server_cert, record) as upstream:
+        stub = start_stub(upstream.spec, cache=None)
+        spy = Spy(stub)
+        for query in (
+            dns.message.make_query("A.Example.test", "A"),
+            dns.message.make_query("a.example.test", "AAAA", use_edns=False),
+            dns.message.make_query("a.example.test", "TXT", want_dnssec=True),
+        ):
+            lean = udp(stub.port, query)
+            with monkeypatch.context() as patch:
+                patch.setattr(_server, "plain_question", lambda query: None)
+                full = udp(stub.port, query)
+            assert spy.take() == ["resolve", "query"]
+            assert lines(lean) == lines(full)
+            assert seen[-2][2:] == seen[-1][2:]  # all but the random ID
+            assert len(seen[-1]) % 128 == 0  # padded in blocks of 128 (RFC 8467)
 
 
 @pytest.mark.parametrize(
