@@ -139,7 +139,8 @@ class Cache:
         edns: bool = True,
     ) -> bool:
         """Keep ``message`` (as :func:`~._message.client_view` made it) if it may be
-        cached; say whether it was. ``wire`` is ``render(message, 0, edns)`` when the
+        cached; say whether it was. ``wire`` is ``render(message, 0, edns)``, or the
+        same reply made from the answer's bytes (``_plain.plain_reply``), when the
         caller has it already (it is then served until the first second has passed)."""
         ttl = cache_ttl(message, self.max_ttl)
         if ttl <= 0:

@@ -34,6 +34,7 @@ from ._message import (
     servfail,
 )
 from ._metrics import Metrics
+from ._plain import plain_question, plain_reply
 
 __all__ = ["BindError", "Stub"]
 
@@ -239,16 +240,27 @@ class Stub:
         return parsed
 
     async def _forward(self, query: Query, udp: bool) -> bytes:
-        """The reply to ``query`` from upstream: the answer, or SERVFAIL saying why not."""
+        """The reply to ``query`` from upstream: the answer, or SERVFAIL saying why not.
+
+        A plain query takes the lean path (:mod:`._plain`): asked with ``resolve()``,
+        answered from bytes (the cache, when on, still parses the answer for its TTLs);
+        other queries go with their own bits and options through ``query(message)``."""
+        question = plain_question(query)
+        message = None
+        if question is None:
+            try:
+                message = query.message
+            except Exception:  # read from its bytes, and yet dnspython will not have it
+                return formerr(query.wire)
         metrics = self.metrics
         if metrics is not None:
             metrics.in_flight.inc()
         try:
-            message = query.message
-        except Exception:  # read from its bytes, and yet dnspython will not have it
-            return formerr(query.wire)
-        try:
-            response = await self.client.query(message)
+            if message is None:
+                assert question is not None
+                response = await self.client.resolve(*question, dnssec=query.do)
+            else:
+                response = await self.client.query(message)
         except DoTError as exc:
             return servfail(query, *failure_cause(exc))
         except ValueError as exc:  # the query cannot be rendered again (e.g. too big)
@@ -258,10 +270,14 @@ class Stub:
                 metrics.in_flight.dec()
         if metrics is not None:
             metrics.latency.observe(response.elapsed)
-        message = client_view(response.message)
-        wire = render(message, 0, query.edns)
-        if self.cache is not None:
-            self.cache.put(query.key, message, self.clock(), wire, query.edns)
+        cache = self.cache
+        wire = None if question is None else plain_reply(response.wire, query.edns)
+        if wire is None or cache is not None:
+            message = client_view(response.message)
+            if wire is None:
+                wire = render(message, 0, query.edns)
+            if cache is not None:
+                cache.put(query.key, message, self.clock(), wire, query.edns)
         return finish(wire, query, udp=udp)
 
     def _count(self, reply: bytes) -> None:
