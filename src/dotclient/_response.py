@@ -13,6 +13,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from . import _rdata_pins  # noqa: F401  (before any parse: see the module)
 from ._answer import MAX_CNAME_CHAIN, WireAnswer, read_wire
 from ._exceptions import ProtocolError, RcodeError
 from ._server import Server
