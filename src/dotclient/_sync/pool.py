@@ -135,7 +135,8 @@ class ServerPool:
             except (NetworkError, TLSError) as exc:
                 if self.closed:
                     raise
-                return self.policy.connect_failure(exc)
+                with self._mutex:
+                    return self.policy.connect_failure(exc)
             if server_by is None:
                 server_by = deadline if share is None else min(deadline, began + share)
             sent = time.monotonic()
@@ -151,7 +152,9 @@ class ServerPool:
                 self._lost(budget, connection, exc, before)
                 continue  # resent (the error was raised otherwise)
             except Timeout:
-                if self.policy.timed_out(connection, sent):
+                with self._mutex:
+                    retire = self.policy.timed_out(connection, sent)
+                if retire:
                     # Nothing at all came back while this query waited, or the stream
                     # stopped inside a frame: send no more there.
                     self._retire(connection)
