@@ -51,7 +51,6 @@ __all__ = ["MAX_CNAME_CHAIN", "WireAnswer", "read_wire"]
 #: A CNAME chain longer than this is treated as a loop (BIND and Unbound use 8-16).
 MAX_CNAME_CHAIN = 16
 _CNAME = int(dns.rdatatype.CNAME)
-_OPT = int(dns.rdatatype.OPT)
 _UPDATE = 5  # RFC 2136: dnspython reads UPDATE messages' sections differently
 _MAX_TTL = 0x7FFFFFFF  # RFC 2181 section 8: a larger TTL is read as 0, as dnspython does
 _SINGLETONS = frozenset(
@@ -121,29 +120,6 @@ class WireAnswer:
     def flags(self) -> dns.flags.Flag:
         """The header flags (QR, AA, TC, RD, RA, AD, CD), as ``Message.flags``."""
         return dns.flags.Flag(self._wire[2] << 8 | self._wire[3])
-
-    def without_opt(self) -> bytes | None:
-        """The message without its OPT RR, as a server answers a query sent without
-        EDNS: when the OPT is the last record and holds no extended RCODE bits (removing
-        the last record moves nothing a compression pointer could point at). None when
-        there is no OPT or it cannot go."""
-        wire = self._wire
-        if self._opt_ttl < 0 or self._opt_ttl >> 24:
-            return None
-        records = self._records
-        pos = records[-1][6] if records else self._qend or DNS_HEADER_SIZE
-        end = len(wire)
-        for _ in range(wire[10] << 8 | wire[11]):  # the additional section
-            start = pos
-            pos = _walk_name(wire, pos, end)
-            if pos < 0 or pos + 10 > end:
-                return None
-            rdtype, rdlength = _U16.unpack_from(wire, pos)[0], _U16.unpack_from(wire, pos + 8)[0]
-            pos += 10 + rdlength
-            if rdtype == _OPT and pos == end:
-                arcount = (wire[10] << 8 | wire[11]) - 1
-                return wire[:10] + arcount.to_bytes(2, "big") + wire[12:start]
-        return None
 
     def _key(self, pos: int) -> bytes:
         """The name at ``pos`` as a key: uncompressed, in ASCII lower case (RFC 4343),

@@ -18,7 +18,7 @@ from ._answer import MAX_CNAME_CHAIN, WireAnswer, read_wire
 from ._exceptions import ProtocolError, RcodeError
 from ._server import Server
 from ._tls import TLSInfo
-from ._wire import wire_summary
+from ._wire import last_opt, wire_summary
 
 __all__ = ["Response", "make_response"]
 
@@ -104,11 +104,14 @@ class Response:
         own query had none (dnspython's resolver by default): parsing the OPT and its
         padding costs about a third of parsing a small answer. :attr:`message` itself
         where that cannot be done exactly."""
-        view = self._view()
-        wire = view.without_opt() if view is not None and self._message is None else None
-        if wire is None:
+        wire = self._wire
+        if wire is None or self._message is not None:
             return self.message
-        return dns.message.from_wire(wire, one_rr_per_rrset=False)
+        opt = last_opt(wire)  # the bytes were checked on receipt: a light walk
+        if opt is None or opt == len(wire) or wire[opt + 5]:  # none, or extended RCODE bits
+            return self.message
+        stripped = wire[:10] + ((wire[10] << 8 | wire[11]) - 1).to_bytes(2, "big") + wire[12:opt]
+        return dns.message.from_wire(stripped, one_rr_per_rrset=False)
 
     def _view(self) -> WireAnswer | None:
         """The lean view of the bytes, or None where only the message can answer.

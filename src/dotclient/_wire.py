@@ -19,7 +19,7 @@ import dns.rdatatype
 
 from ._framing import DNS_HEADER_SIZE
 
-__all__ = ["wire_summary"]
+__all__ = ["last_opt", "name_end", "wire_summary"]
 
 _U16 = struct.Struct("!H")
 _U16U16 = struct.Struct("!HH")
@@ -262,3 +262,52 @@ def _rcode(wire: bytes, opt_ttl: int) -> int:
     if opt_ttl >= 0:
         rcode |= (opt_ttl >> 20) & 0xFF0
     return rcode
+
+
+def name_end(wire: bytes, pos: int, pointers: bool = True) -> int:
+    """The offset after the name at ``pos`` (a pointer ends it, not followed), or -1 if
+    it runs out, uses a reserved label type, or holds a pointer where ``pointers`` is
+    false. A light walk, for messages already checked (:func:`_walk_name` checks)."""
+    size = len(wire)
+    while pos < size:
+        length = wire[pos]
+        if length == 0:
+            return pos + 1
+        if length >= 0xC0:
+            return pos + 2 if pointers and pos + 2 <= size else -1
+        if length > 63:
+            return -1
+        pos += length + 1
+    return -1
+
+
+def last_opt(wire: bytes) -> int | None:
+    """Where the OPT record of a checked message with one question starts when it is
+    the last record (owned by the root), ``len(wire)`` when there is none, and None
+    when the message has another question count, an OPT elsewhere, or does not walk to
+    its end. Cutting the message there moves nothing a compression pointer could point
+    at; the OPT's extended RCODE octet is at ``start + 5``."""
+    try:
+        qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
+        if qdcount != 1:
+            return None
+        pos = name_end(wire, DNS_HEADER_SIZE) + 4
+        if pos < 4:
+            return None
+        size = len(wire)
+        opt = size
+        for _ in range(ancount + nscount + arcount):
+            start = pos
+            # Most owners are one pointer to the question (RFC 1035 section 4.1.4).
+            pos = (pos + 2 if wire[pos] >= 0xC0 else name_end(wire, pos)) + 10
+            if pos < 10 or pos > size:
+                return None
+            rdtype, _, _, rdlength = _RR_FIXED.unpack_from(wire, pos - 10)
+            pos += rdlength
+            if rdtype == _OPT:
+                if pos != size or wire[start] != 0:
+                    return None  # not the last record, or not the root's
+                opt = start
+    except (IndexError, struct.error):
+        return None
+    return opt if pos == size else None

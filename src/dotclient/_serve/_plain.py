@@ -27,6 +27,7 @@ import struct
 import dns.exception
 import dns.name
 
+from .._wire import last_opt, name_end
 from ._message import PAYLOAD, Query
 
 __all__ = ["plain_question", "plain_reply"]
@@ -39,8 +40,6 @@ _RESOLVE_PAYLOAD = 1232
 # RFC 7828 edns-tcp-keepalive and RFC 7830 padding: options of the encrypted hop only.
 _HOP_OPTIONS = frozenset((11, 12))
 _U16 = struct.Struct("!H")
-# A record's fixed fields after its owner name: TYPE, CLASS, TTL, RDLENGTH.
-_RR_FIXED = struct.Struct("!HHIH")
 # An OPT record with no options, from its TYPE on (after the root name): TYPE, CLASS
 # (the payload size), TTL (extended RCODE, version, flags) and RDLENGTH.
 _OPT_FIXED = struct.Struct("!HHBBHH")
@@ -62,7 +61,7 @@ def plain_question(query: Query) -> Question | None:
     wire = query.wire
     if wire[2:10] != b"\x01\x00\x00\x01\x00\x00\x00\x00" or wire[10]:
         return None
-    end = _name_end(wire, _HEADER, pointers=False)
+    end = name_end(wire, _HEADER, pointers=False)
     if end < 0 or end + 4 > len(wire):
         return None
     rdtype, rdclass = struct.unpack_from("!HH", wire, end)
@@ -104,51 +103,6 @@ def _name(wire: bytes, end: int) -> dns.name.Name | str | None:
     return name
 
 
-def _name_end(wire: bytes, pos: int, pointers: bool = True) -> int:
-    """The offset after the name at ``pos`` (a pointer ends it), or -1 if it runs out,
-    uses a reserved label type, or holds a pointer where ``pointers`` is false."""
-    size = len(wire)
-    while pos < size:
-        length = wire[pos]
-        if length == 0:
-            return pos + 1
-        if length >= 0xC0:
-            return pos + 2 if pointers and pos + 2 <= size else -1
-        if length > 63:
-            return -1
-        pos += length + 1
-    return -1
-
-
-def _last_opt(wire: bytes) -> int | None:
-    """Where the OPT record starts when it is the message's last record, ``len(wire)``
-    when there is none, and None when the message has no single question or an OPT
-    elsewhere, or does not walk to its end."""
-    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
-    if qdcount != 1:
-        return None
-    pos = _name_end(wire, _HEADER) + 4
-    if pos < 4:
-        return None
-    size = len(wire)
-    opt = size
-    for _ in range(ancount + nscount + arcount):
-        start = pos
-        # Most owners are one pointer to the question (RFC 1035 section 4.1.4).
-        pos = (pos + 2 if wire[pos] >= 0xC0 else _name_end(wire, pos)) + 10
-        if pos < 10 or pos > size:
-            return None
-        rdtype, _, _, rdlength = _RR_FIXED.unpack_from(wire, pos - 10)
-        pos += rdlength
-        if rdtype == _OPT:
-            if pos != size or wire[start] != 0:
-                return None  # not the last record (or not the root's): the message path
-            opt = start
-    if pos != size:
-        return None
-    return opt
-
-
 def _hop_options_only(wire: bytes, opt: int) -> bool:
     """Whether the OPT at ``opt`` (root name, so its RDATA starts 11 octets in) carries
     no option but padding and keepalive."""
@@ -163,10 +117,7 @@ def _hop_options_only(wire: bytes, opt: int) -> bool:
 def plain_reply(answer: bytes, edns: bool) -> bytes | None:
     """The validated upstream ``answer`` as the reply to a plain query (see the module
     doc), before :func:`~._message.finish`; None where the message path must decide."""
-    try:
-        opt = _last_opt(answer)
-    except (IndexError, struct.error):
-        return None
+    opt = last_opt(answer)
     if opt is None:
         return None
     arcount = _U16.unpack_from(answer, 10)[0]
