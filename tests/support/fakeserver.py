@@ -358,6 +358,23 @@ class FakeServer:
             sock.close()
             raw.close()
 
+    def shutdown_connections(self) -> list[socket.socket]:
+        """Shut every connection down at the TCP level, waking handlers blocked in a
+        read (they see the end of the stream); return the sockets, still to close.
+
+        ``SSLSocket.shutdown`` is not used: it drops the socket's TLS object, and a
+        handler reading in another thread would then read the peer's TLS records as
+        if they were plaintext (that read DNS frames out of ciphertext, in a CI run).
+        """
+        with self._lock:
+            socks = list(self._socks)
+        for sock in socks:
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+        return socks
+
     def __enter__(self) -> FakeServer:
         self._acceptor.start()
         return self
@@ -366,13 +383,7 @@ class FakeServer:
         self._stop.set()
         self._acceptor.join(5)
         self._listener.close()
-        with self._lock:
-            socks = list(self._socks)
-        for sock in socks:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        socks = self.shutdown_connections()
         for thread in self._threads:
             thread.join(5)
         for sock in socks:
