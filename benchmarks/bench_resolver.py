@@ -4,7 +4,10 @@
     python benchmarks/bench_resolver.py [--queries 4000] [--dnspython-dot 200] [--rounds 20]
 
 Starts Debian's unbound on 127.0.0.1 (dotclient.testing, one thread, as in the tests;
-it answers plain DNS over UDP on the same port as DoT) and resolves names sequentially,
+it answers plain DNS over UDP on the same port as DoT) with TCP_NODELAY on its DoT
+connections (the LD_PRELOAD shim of ``UnboundServer(nodelay=True)``; without it
+dnspython's DoT waits ~40 ms on a delayed ACK per connection, which would measure the
+server's setup, not dnspython) and resolves names sequentially,
 cache off, with the same ``dns.resolver.Resolver`` given in turn:
   1. dotclient's DoTNameserver (make_resolver(): one kept, pipelined connection);
   2. dnspython's own dns.nameserver.DoTNameserver (a new TLS connection per query);
@@ -66,7 +69,7 @@ def main() -> int:
 
     ca = TestCA()
     cert = ca.issue("dot.test", "127.0.0.1")
-    with tempfile.TemporaryDirectory() as tmp, UnboundServer(cert) as server:
+    with tempfile.TemporaryDirectory() as tmp, UnboundServer(cert, nodelay=True) as server:
         ca_file = ca.write_ca_file(os.path.join(tmp, "ca.pem"))
         spec = f"127.0.0.1:{server.port}#dot.test"
 
