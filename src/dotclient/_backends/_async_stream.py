@@ -20,7 +20,7 @@ from .._exceptions import Timeout, map_io_errors
 from .._server import Server
 from . import quickack
 
-__all__ = ["AsyncStream", "StreamProtocol", "wait_future"]
+__all__ = ["AsyncStream", "StreamProtocol", "expire_future", "wait_future"]
 # Python 3.11's TLS transport encrypts each item of writelines() as its own record and
 # sends them in one system call; 3.10's joins the items into one record first.
 _WRITELINES_KEEPS_RECORDS = sys.version_info >= (3, 11)
@@ -33,7 +33,7 @@ _HIGH_WATER = 256 * 1024
 _LOW_WATER = 64 * 1024
 
 
-def _expire(future: asyncio.Future[bool]) -> None:
+def expire_future(future: asyncio.Future[bool]) -> None:
     if not future.done():
         future.set_result(False)
 
@@ -44,7 +44,7 @@ async def wait_future(future: asyncio.Future[bool], timeout: float) -> bool:
     A timer that resolves the future with False costs far less than ``wait_for``,
     which wraps every wait in a new task before Python 3.12.
     """
-    handle = asyncio.get_running_loop().call_later(max(timeout, 0), _expire, future)
+    handle = asyncio.get_running_loop().call_later(max(timeout, 0), expire_future, future)
     try:
         return await future
     finally:
@@ -61,6 +61,9 @@ class StreamProtocol(asyncio.Protocol):
         self.eof = False
         self.error: BaseException | None = None
         self.reader: asyncio.Future[bool] | None = None
+        #: Data came that no write of ours acknowledged since (see quickack()); at
+        #: first, the TLS 1.3 tickets that may follow the handshake.
+        self.unacked = True
         self.paused = False
         #: Reading is paused: the buffer is above _HIGH_WATER (see data_received).
         self.reading_paused = False
@@ -84,9 +87,8 @@ class StreamProtocol(asyncio.Protocol):
                 writer.set_result(True)
 
     def data_received(self, data: bytes) -> None:
-        # Acknowledge at once, every time: a server that does not set TCP_NODELAY
-        # holds each further answer until our ACK, and a delayed one takes ~40 ms.
-        quickack(self.socket)
+        # Acknowledged by our next write, or before the next wait (see quickack()).
+        self.unacked = True
         self.buffer += data
         if len(self.buffer) > _HIGH_WATER and not self.reading_paused:
             assert self.transport is not None
@@ -168,7 +170,9 @@ class AsyncStream:
         """Read up to ``max_bytes``; ``b""`` when the peer closed the connection."""
         protocol = self._protocol
         if not protocol.buffer and not protocol.eof:
-            quickack(self._socket)
+            if protocol.unacked:
+                protocol.unacked = False
+                quickack(self._socket)
             future = asyncio.get_running_loop().create_future()
             protocol.reader = future
             if not await wait_future(future, timeout):
@@ -207,6 +211,8 @@ class AsyncStream:
                     raise protocol.error
                 raise ConnectionResetError("the connection is closed")
         self._pending.append(data)
+        # Its segment, sent in this turn of the loop (before it sleeps), carries the ACK.
+        protocol.unacked = False
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
         if protocol.paused:

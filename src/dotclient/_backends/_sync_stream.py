@@ -46,6 +46,9 @@ class SyncStream:
         self.torn = False
         #: The address connected to (through a proxy: what the proxy was asked for).
         self.address: str | None = None
+        # Something came (TLS 1.3 tickets with the handshake, or a read) that no write
+        # of ours acknowledged since: acknowledge it before waiting (see quickack()).
+        self._unacked = True
         sock.setblocking(False)
 
     def _wait(self, want_write: bool, deadline: float, phase: str) -> None:
@@ -71,10 +74,12 @@ class SyncStream:
         deadline = time.monotonic() + timeout
         sock = self._sock
         with map_io_errors("receive", self._server):
-            quickack(sock)
             want_write: bool | None = None  # None: try a recv before any wait
             while True:
                 if want_write is not None:
+                    if self._unacked:
+                        self._unacked = False
+                        quickack(sock)
                     self._wait(want_write, deadline, "receive")
                 with self._io:
                     self._check_open()
@@ -84,8 +89,12 @@ class SyncStream:
                         want_write = False
                         continue
                     try:
-                        return sock.recv(max_bytes)
+                        data = sock.recv(max_bytes)
+                        self._unacked = True
+                        return data
                     except ssl.SSLWantReadError:
+                        # Records that held no data (tickets), or part of one, came.
+                        self._unacked = True
                         want_write = False
                     except ssl.SSLWantWriteError:
                         want_write = True
@@ -105,6 +114,7 @@ class SyncStream:
                         self._check_open()
                         try:
                             view = view[sock.send(view) :]
+                            self._unacked = False  # the segment carried our ACK
                             continue
                         except ssl.SSLWantWriteError:
                             want_write = True
