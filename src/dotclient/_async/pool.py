@@ -352,6 +352,7 @@ class AsyncServerPool:
         """A caller stops waiting for room (timeout, cancellation): take its wake-up
         call out of the queue, or pass it on if it came already, so that no room is
         ever handed to a caller that left while live ones wait."""
+        waiter.close()
         with self._mutex:
             try:
                 self._slot_waiters.remove(waiter)

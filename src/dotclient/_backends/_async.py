@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from ._async_connect import open_tls_stream
-from ._async_stream import AsyncStream, wait_future
+from ._async_stream import AsyncStream, expire_future
 
 __all__ = [
     "AsyncLock",
@@ -69,32 +69,51 @@ class Event:
     """A wake-up call for one waiter: :meth:`set` wakes :meth:`wait` (or makes the next
     one return at once) until :meth:`clear`."""
 
-    __slots__ = ("_flag", "_future")
+    __slots__ = ("_flag", "_future", "_timer")
 
     def __init__(self) -> None:
         self._flag = False
         self._future: asyncio.Future[bool] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def set(self) -> None:
         """Wake the waiter."""
         self._flag = True
         future = self._future
-        if future is not None and not future.done():
-            future.set_result(True)
+        if future is not None:
+            self._future = None
+            self.close()
+            if not future.done():
+                future.set_result(True)
 
     def clear(self) -> None:
         """Forget an earlier :meth:`set`."""
         self._flag = False
 
-    async def wait(self, timeout: float) -> bool:
-        """Wait until set, at most ``timeout`` seconds; False on timeout."""
+    def wait(self, timeout: float) -> asyncio.Future[bool]:
+        """Something to await until set, at most ``timeout`` seconds: True, or False on
+        timeout.
+
+        A future with a timer rather than a coroutine: every query waiting on a
+        connection waits here, and two coroutine frames less each (this one and
+        :func:`wait_future`'s) are about 450 octets less per query in flight, and
+        less CPU per answer handed over.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         if self._flag:
-            return True
-        self._future = asyncio.get_running_loop().create_future()
-        try:
-            return await wait_future(self._future, timeout)
-        finally:
-            self._future = None
+            future.set_result(True)
+            return future
+        self._future = future
+        self._timer = loop.call_later(max(timeout, 0), expire_future, future)
+        return future
+
+    def close(self) -> None:
+        """Stop the timer of a wait given up (its waiter was cancelled or left)."""
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
 
 
 class Background(Generic[T]):

@@ -93,6 +93,9 @@ class Event:
         self._lock.release()
         return True
 
+    def close(self) -> None:
+        """Nothing to release here (the asyncio twin stops its timer)."""
+
 
 class Background(Generic[T]):
     """The blocking twin of the asyncio backend's: a thread cannot be cancelled, so

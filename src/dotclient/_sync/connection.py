@@ -228,7 +228,9 @@ class Connection(ConnectionState):
         """:meth:`_leave` under the mutex. A query whose outcome :meth:`DoTProtocol.result`
         gave must be forgotten in the same hold of the mutex: that freed its ID, and
         another thread may send a new query under it as soon as the mutex is free."""
-        self._waiters.pop(qid, None)
+        event = self._waiters.pop(qid, None)
+        if event is not None:
+            event.close()
         self.note_gone(qid)
         self.protocol.abandon(qid)
         if not self._reading:
