@@ -8,6 +8,7 @@ handshake to finish wins, the other attempts are closed.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import socket
@@ -55,8 +56,10 @@ def interleave(infos: Iterable[AddrInfo], source_family: int | None = None) -> l
     return ordered
 
 
+@functools.lru_cache(maxsize=256)
 def family_of(host: str) -> int:
-    """The address family of an IP literal."""
+    """The address family of an IP literal (ValueError for anything else). Cached: the
+    same few addresses are connected to again and again."""
     return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import ipaddress
 import os
 import re
@@ -24,13 +25,32 @@ _PLAIN_DNS_PORT_REASON = "port 53 is plain DNS's; a DoT port must not be 53 (RFC
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\Z")
 
 
+@functools.lru_cache(maxsize=1024)
+def _ip_literal(text: str) -> str | None:
+    """``text`` as ``ipaddress`` writes it when it is an IP address literal, else None.
+
+    Cached: a client is made of a few strings that are checked again and again (each
+    ``resolve()`` parses its server spec, builds a Server and a TLS policy, connects),
+    and ``ipaddress`` takes microseconds to say no to a host name."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def _normal_ip(text: object) -> str | None:
+    """:func:`_ip_literal` for a str (cached); anything else as ``ipaddress`` takes it."""
+    if isinstance(text, str):
+        return _ip_literal(text)
+    try:
+        return str(ipaddress.ip_address(text))  # type: ignore[arg-type]
+    except ValueError:
+        return None
+
+
 def is_ip(text: str) -> bool:
     """Whether ``text`` is an IPv4 or IPv6 address literal (no brackets, no port)."""
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    return _normal_ip(text) is not None
 
 
 def _check_hostname(name: str, spec: str, what: str = "hostname") -> str:
@@ -135,10 +155,8 @@ class Server:
         if not isinstance(self.host, str) or not self.host:
             raise InvalidServerSpec(f"server host must be a non-empty str, got {self.host!r}")
         host = self.host.strip("[]") if self.host.startswith("[") else self.host
-        if is_ip(host):
-            object.__setattr__(self, "host", str(ipaddress.ip_address(host)))
-        else:
-            object.__setattr__(self, "host", _check_hostname(host, spec))
+        ip = _normal_ip(host)
+        object.__setattr__(self, "host", ip if ip is not None else _check_hostname(host, spec))
         if isinstance(self.port, bool) or not isinstance(self.port, int):
             raise InvalidServerSpec(f"server port must be an int, got {self.port!r}")
         if not 0 < self.port < 65536:
@@ -148,11 +166,10 @@ class Server:
                 f"invalid port 53 for server {spec!r}: {_PLAIN_DNS_PORT_REASON}"
             )
         if self.auth_name is not None:
-            if is_ip(self.auth_name):
-                object.__setattr__(self, "auth_name", str(ipaddress.ip_address(self.auth_name)))
-            else:
+            name = _normal_ip(self.auth_name)
+            if name is None:
                 name = _check_hostname(self.auth_name, spec, "authentication name")
-                object.__setattr__(self, "auth_name", name)
+            object.__setattr__(self, "auth_name", name)
         if self.auth_name == self.host:
             object.__setattr__(self, "auth_name", None)  # "1.1.1.1#1.1.1.1" is "1.1.1.1"
         pins = self.pins
@@ -245,7 +262,11 @@ def parse_server(
     return server.replace(**changes) if changes else server
 
 
+@functools.lru_cache(maxsize=256)
 def _parse_text(spec: str) -> Server:
+    """The Server a spec names. Cached: a spec always names the same Server (a frozen
+    value, as the presets are), and a program that calls ``resolve()`` again and again
+    gives the same few specs; a bad spec is not cached and raises every time."""
     text = spec.strip()
     if not text:
         raise InvalidServerSpec("empty server spec")

@@ -32,7 +32,7 @@ import sys
 from typing import Any, Literal
 
 from ._exceptions import AuthenticationError, TLSError
-from ._server import Server
+from ._server import Server, is_ip
 
 __all__ = [
     "PROFILES",
@@ -53,10 +53,20 @@ _OLD_VERSIONS = frozenset({"SSLv2", "SSLv3", "TLSv1", "TLSv1.1"})
 #: secret and AEAD only, so no CBC, no plain DHE, no RSA key exchange. TLS 1.3 suites
 #: are all AEAD and forward secret, and OpenSSL's defaults for them stand.
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+#: Certificates whose SPKI digest and names are remembered (each cache): a server
+#: presents the same chain on every connection, and reading a certificate with
+#: cryptography costs tens of microseconds, looking its DER up here one or two.
+_CERTIFICATES_CACHED = 128
 
 
 def spki_digest(cert_der: bytes) -> bytes:
     """SHA-256 of a DER certificate's SubjectPublicKeyInfo: what an SPKI pin pins."""
+    return _spki_digest(bytes(cert_der))
+
+
+@functools.lru_cache(maxsize=_CERTIFICATES_CACHED)
+def _spki_digest(cert_der: bytes) -> bytes:
+    """:func:`spki_digest`, cached by the whole DER (a pure function of it)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
@@ -89,15 +99,22 @@ def _dns_name_matches(pattern: str, name: str) -> bool:
 
 def certificate_names(cert_der: bytes) -> tuple[list[str], list[str]]:
     """The DNS names and IP addresses in a certificate's subjectAltName extension."""
+    dns_names, ips = _subject_alt_names(bytes(cert_der))
+    return list(dns_names), list(ips)
+
+
+@functools.lru_cache(maxsize=_CERTIFICATES_CACHED)
+def _subject_alt_names(cert_der: bytes) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """:func:`certificate_names`, cached by the whole DER (a pure function of it)."""
     from cryptography import x509
 
     cert = x509.load_der_x509_certificate(cert_der)
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return [], []
-    dns_names = [str(n) for n in san.get_values_for_type(x509.DNSName)]
-    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+        return (), ()
+    dns_names = tuple(str(n) for n in san.get_values_for_type(x509.DNSName))
+    ips = tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
     return dns_names, ips
 
 
@@ -106,12 +123,11 @@ def certificate_matches(cert_der: bytes, name: str) -> bool:
 
     Only subjectAltName entries count (RFC 6125 section 6.4.4: no fallback to the CN).
     """
-    dns_names, ips = certificate_names(cert_der)
-    try:
-        ip = ipaddress.ip_address(name)
-    except ValueError:
+    dns_names, ips = _subject_alt_names(bytes(cert_der))
+    if not is_ip(name):
         wanted = name.rstrip(".").lower()
         return any(_dns_name_matches(p, wanted) for p in dns_names)
+    ip = ipaddress.ip_address(name)
     return any(ipaddress.ip_address(entry) == ip for entry in ips)
 
 
@@ -338,21 +354,16 @@ class TLSPolicy:
     def _choose_sni(server: Server, sni: str | bool | None) -> str | None:
         if sni is None or sni is True:
             name = server.verify_name
-            try:
-                ipaddress.ip_address(name)
-            except ValueError:
+            if not is_ip(name):
                 return name
             return None  # SNI carries host names only (RFC 6066 section 3)
         if sni is False or sni == "":
             return None
         if not isinstance(sni, str):
             raise TypeError(f"sni must be a str, False or None, not {type(sni).__name__}")
-        try:
-            ipaddress.ip_address(sni)
-        except ValueError:
-            name = sni.rstrip(".").lower()
-        else:
+        if is_ip(sni):
             raise ValueError(f"sni must be a host name, not an IP address ({sni!r})")
+        name = sni.rstrip(".").lower()
         try:  # as the ssl module will encode it, so that it cannot fail at query time
             encoded = name.encode("idna")
         except UnicodeError as exc:

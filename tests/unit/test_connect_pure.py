@@ -12,7 +12,7 @@ import pytest
 
 import dotclient
 from dotclient._bootstrap import MIN_TTL, AddressCache
-from dotclient._happy import Race, check_attempt_delay, interleave
+from dotclient._happy import Race, check_attempt_delay, family_of, interleave
 from dotclient._route import make_route, parse_source
 from dotclient._server import PRESETS
 
@@ -127,3 +127,12 @@ def test_connection_options_parse() -> None:
 def test_presets_are_given_by_address() -> None:
     # bootstrap= is only asked about servers given by name: the presets never are.
     assert all(server.is_ip for server in PRESETS.values())
+
+
+def test_family_of_an_ip_literal_every_time() -> None:
+    for _ in range(2):  # cached: the second answers come from the cache
+        assert family_of("192.0.2.1") == socket.AF_INET
+        assert family_of("2001:db8::1") == socket.AF_INET6
+        assert family_of("::ffff:192.0.2.1") == socket.AF_INET6
+        with pytest.raises(ValueError):
+            family_of("dns.google")

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import dotclient
 from dotclient import InvalidServerSpec, Server, parse_server
-from dotclient._server import DEFAULT_SERVER_ENV, PRESETS, parse_pin
+from dotclient._server import DEFAULT_SERVER_ENV, PRESETS, is_ip, parse_pin
 
 DIGEST = hashlib.sha256(b"dotclient test key").digest()
 DIGEST_B64 = base64.b64encode(DIGEST).decode("ascii")
@@ -419,3 +419,44 @@ def test_pin_wrong_type(pin: object) -> None:
 def test_invalid_pin_through_parse_server() -> None:
     with pytest.raises(ValueError, match="invalid SPKI pin"):
         parse_server("1.1.1.1", pins=["sha256/AAAA"])
+
+
+# -- parsed once: the caches behind parse_server and is_ip ---------------------------------
+
+
+def test_a_spec_parses_to_the_same_server_every_time() -> None:
+    spec = "192.0.2.7:8853#Cache.Test."
+    first = parse_server(spec)
+    assert first == Server("192.0.2.7", 8853, "cache.test")
+    assert parse_server(spec) == first
+    assert parse_server(" " + spec) == first  # another text, parsed on its own
+    # What a call adds stays its own: the Server it was made from is not changed.
+    other = parse_server(spec, auth_name="other.test", pins=[DIGEST])
+    assert (other.auth_name, other.pins) == ("other.test", (DIGEST,))
+    again = parse_server(spec)
+    assert again == first
+    assert (again.auth_name, again.pins) == ("cache.test", ())
+
+
+@pytest.mark.parametrize(
+    "spec", ["bad..name", "1.1.1.1:53", "[::1", "1.2.3.999", "quad9#x.test", "ftp://x.test"]
+)
+def test_a_bad_spec_raises_the_same_error_every_time(spec: str) -> None:
+    messages = []
+    for _ in range(3):
+        with pytest.raises(InvalidServerSpec) as info:
+            parse_server(spec)
+        messages.append(str(info.value))
+    assert messages == [messages[0]] * 3
+
+
+def test_is_ip_gives_the_same_answer_every_time() -> None:
+    for _ in range(2):
+        assert is_ip("192.0.2.1")
+        assert is_ip("2001:DB8:0:0:0:0:0:1")
+        assert not is_ip("dns.google")
+        assert not is_ip("192.0.2.1.")
+        assert not is_ip("")
+        assert Server("2001:DB8:0:0:0:0:0:1").host == "2001:db8::1"
+        assert Server("dns.google", auth_name="2001:DB8::0:1").auth_name == "2001:db8::1"
+        assert Server("192.0.2.1", auth_name="192.0.2.1").auth_name is None

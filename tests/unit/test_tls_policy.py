@@ -166,6 +166,33 @@ def test_spki_digest_differs_between_keys(ca: TestCA, cert: IssuedCert) -> None:
     assert format_pin(spki_digest(own.cert_der)) == f"sha256/{own.spki_pin}"
 
 
+def test_certificates_read_the_same_every_time(ca: TestCA, cert: IssuedCert) -> None:
+    # Names and digests are remembered per certificate (by its whole DER): a caller's
+    # lists stay its own, any bytes-like DER is read, and another certificate with the
+    # same names but another key has its own digest.
+    names = certificate_names(cert.cert_der)
+    names[0].append("evil.test")
+    names[1].append("203.0.113.1")
+    expected = (["dot.test", "*.example.test"], ["192.0.2.1", "2001:db8::1"])
+    assert certificate_names(cert.cert_der) == expected
+    assert certificate_names(bytearray(cert.cert_der)) == expected
+    assert not certificate_matches(cert.cert_der, "evil.test")
+    assert not certificate_matches(cert.cert_der, "203.0.113.1")
+    digest = base64.b64decode(cert.spki_pin)
+    assert spki_digest(cert.cert_der) == spki_digest(bytearray(cert.cert_der)) == digest
+    other = ca.issue("dot.test", "*.example.test", "192.0.2.1", "2001:db8::1")
+    assert certificate_names(other.cert_der) == expected
+    assert spki_digest(other.cert_der) == base64.b64decode(other.spki_pin) != digest
+
+
+def test_garbage_certificate_raises_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            spki_digest(b"not a certificate")
+        with pytest.raises(ValueError):
+            certificate_names(b"not a certificate")
+
+
 def test_format_pin() -> None:
     assert format_pin(b"\x00" * 32) == "sha256/" + "A" * 43 + "="
     assert format_pin(b"\xff" * 32) == "sha256/" + "/" * 42 + "8="
