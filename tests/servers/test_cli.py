@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+import dotclient
 from dotclient.cli import main
 from dotclient.testing import IssuedCert, TestCA, UnboundServer
 
@@ -340,6 +341,13 @@ def test_bulk_writes_one_json_line_per_name(
     assert a["server"] == spec(unbound) and a["error"] is None
     assert isinstance(a["elapsed"], float)
     assert by_index[2]["answers"] == ["2001:db8::1"]  # the CNAME chain followed
+    # Addresses come from the wire (Response.addresses()), the rest from the RRset:
+    # the same texts as the RRset's (unbound rotates the order between answers; that
+    # addresses() keeps the RRset's order is tests/fuzz/test_lean_answer.py's).
+    with dotclient.Client(spec(unbound), ca_file=ca_file) as client:
+        rrset = client.resolve("a.example.test").rrset
+        assert rrset is not None
+        assert sorted(a["answers"]) == sorted(rdata.to_text() for rdata in rrset)  # type: ignore[arg-type]
     assert by_index[5]["rcode"] == "NXDOMAIN" and by_index[5]["answers"] == []
     assert by_index[6]["answers"] == ["10 mail.example.test."]
     assert by_index[7]["rcode"] is None and "unknown record type" in str(by_index[7]["error"])

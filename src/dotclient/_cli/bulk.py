@@ -67,6 +67,7 @@ failed (network / TLS / protocol)."""
 
 
 _BUFFER = 512  # input lines read ahead of the workers (at least; twice --concurrency)
+_ADDRESS_TYPES = frozenset({"A", "AAAA"})  # answered from Response.addresses()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -322,9 +323,16 @@ class _Bulk:
         except (dotclient.DoTError, ValueError) as exc:
             return self._failed(record, exc)
         rcode = dns.rcode.to_text(response.rcode)
-        rrset = response.rrset if response.rcode == dns.rcode.NOERROR else None
         record["rcode"] = rcode
-        record["answers"] = [rdata.to_text() for rdata in rrset] if rrset is not None else []
+        if response.rcode != dns.rcode.NOERROR:
+            pass
+        elif line.rdtype in _ADDRESS_TYPES:
+            # The same texts in the same order as the RRset's, read from the wire:
+            # building dnspython's RRset was a third of bulk's time per name.
+            record["answers"] = response.addresses()
+        else:
+            rrset = response.rrset
+            record["answers"] = [rdata.to_text() for rdata in rrset] if rrset is not None else []
         record["server"] = self._name(response.server)
         record["elapsed"] = round(response.elapsed, 6)
         self.tally.rcodes[rcode] += 1
