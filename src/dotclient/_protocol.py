@@ -37,6 +37,10 @@ from ._query import (
 )
 from ._wire import _KEEPALIVE, _U16, _U16U16, _rcode, _skim
 
+# Random query IDs drawn from the OS CSPRNG in one call (two octets each).
+_IDS_PER_DRAW = 128
+_ID_OCTETS = 2 * _IDS_PER_DRAW
+
 __all__ = ["DoTProtocol"]
 
 _QUERY = dns.opcode.QUERY
@@ -108,6 +112,8 @@ class DoTProtocol:
         self._abandoned: set[int] = set()
         # Every ID in _pending, _results or _abandoned: the IDs not to hand out.
         self._reserved: set[int] = set()
+        # Random IDs drawn from the OS and not handed out yet (see _allocate_id).
+        self._fresh_ids: list[int] = []
         self._error: ProtocolError | None = None
         self._eof = False
         #: Count of responses dropped because they matched no query in flight.
@@ -146,8 +152,14 @@ class DoTProtocol:
         if len(reserved) >= self.QUERY_IDS:  # the shell's bug: see QUERY_IDS
             raise RuntimeError("all 65,536 query IDs are in use on this connection")
         while True:
-            # RFC 5452 section 9.2: IDs must be unpredictable; secrets uses the OS CSPRNG.
-            qid = secrets.randbits(16)
+            ids = self._fresh_ids
+            if not ids:
+                # RFC 5452 section 9.2: IDs must be unpredictable; secrets uses the OS
+                # CSPRNG. Drawn _IDS_PER_DRAW at a time: a system call per query was
+                # 2.6% of the client's time at 100 in flight. (A process forked with a
+                # connection never uses it: the pool drops inherited connections.)
+                ids = self._fresh_ids = list(memoryview(secrets.token_bytes(_ID_OCTETS)).cast("H"))
+            qid = ids.pop()
             if qid not in reserved:
                 reserved.add(qid)
                 return qid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import array
+import secrets
 import struct
 from collections.abc import Iterator
 from itertools import pairwise
@@ -284,12 +286,30 @@ def test_id_goes_into_the_wire() -> None:
 
 
 class _FakeSecrets:
+    """Hands out the given IDs one per draw (the real draws give 128 at once)."""
+
     def __init__(self, values: list[int]) -> None:
         self.values = list(values)
+        self.asked: list[int] = []
 
-    def randbits(self, k: int) -> int:
-        assert k == 16
-        return self.values.pop(0)
+    def token_bytes(self, n: int) -> bytes:
+        self.asked.append(n)
+        return array.array("H", [self.values.pop(0)]).tobytes()
+
+
+def test_ids_are_drawn_from_the_os_128_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    draws: list[int] = []
+    real = secrets.token_bytes
+
+    def counted(n: int) -> bytes:
+        draws.append(n)
+        return real(n)
+
+    monkeypatch.setattr("dotclient._protocol.secrets.token_bytes", counted)
+    proto = DoTProtocol()
+    ids = {proto.send_query(make_query(f"n{i}.example"))[0] for i in range(300)}
+    assert len(ids) == 300  # unique among the queries in flight
+    assert draws == [256, 256, 256]  # 128 IDs a draw: three draws for 300 queries
 
 
 def test_ids_unique_among_queries_in_flight(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,6 +317,7 @@ def test_ids_unique_among_queries_in_flight(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr("dotclient._protocol.secrets", fake)
     proto = DoTProtocol()
     assert proto.send_query(make_query("a.example"))[0] == 7
+    assert fake.asked == [256]
     assert proto.send_query(make_query("b.example"))[0] == 9
     assert proto.send_query(make_query("c.example"))[0] == 11
     assert fake.values == []
