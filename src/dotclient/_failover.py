@@ -106,7 +106,9 @@ class Rotation:
         authenticate: the errors a query started ``now`` fails with at once, without
         trying them (RFC 7858 section 3.1), each naming its server and when it will be
         tried again. None when some server may be tried."""
-        if not all(self.unusable[i] and self.until[i] > now for i in range(self.count)):
+        if False in self.unusable:  # asked on every query: the common answer first
+            return None
+        if not all(until > now for until in self.until):
             return None
         remembered: list[DoTError] = []
         for index, error in enumerate(self.errors):
