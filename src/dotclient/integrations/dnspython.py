@@ -23,16 +23,19 @@ repeats.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, overload
 
 import dns.asyncresolver
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.nameserver
 import dns.opcode
+import dns.rdataclass
+import dns.rdatatype
 import dns.resolver
 
 from .._async.client import AsyncClient
@@ -45,6 +48,8 @@ if TYPE_CHECKING:
     from dns._asyncbackend import Backend
 
 _EDNS_PAYLOAD = 1232  # what dotclient's own queries advertise (see Client.resolve)
+_C = TypeVar("_C", Client, AsyncClient)
+_R = TypeVar("_R", bound=dns.resolver.BaseResolver)
 
 __all__ = [
     "DoTNameserver",
@@ -55,7 +60,16 @@ __all__ = [
 ]
 
 
-def _plain_question(request: dns.message.Message) -> tuple[Any, Any, Any, bool] | None:
+class _Plain(NamedTuple):
+    """The question of a query :meth:`dotclient.Client.resolve` can send."""
+
+    name: dns.name.Name
+    rdtype: dns.rdatatype.RdataType
+    rdclass: dns.rdataclass.RdataClass
+    dnssec: bool
+
+
+def _plain_question(request: dns.message.Message) -> _Plain | None:
     """The question of a query exactly as :meth:`dotclient.Client.resolve` would send it
     (RD only, no EDNS or plain EDNS(0) with at most the DO bit, no TSIG), else None.
 
@@ -80,12 +94,39 @@ def _plain_question(request: dns.message.Message) -> tuple[Any, Any, Any, bool] 
         return None
     question = request.question[0]
     dnssec = request.edns >= 0 and bool(request.ednsflags & dns.flags.DO)
-    return question.name, question.rdtype, question.rdclass, dnssec
+    return _Plain(question.name, question.rdtype, question.rdclass, dnssec)
 
 
-def _answer_to(request: dns.message.Message, response: Response) -> dns.message.Message:
-    """The response as ``Client.query()`` gives it back (the request's ID), without the
-    EDNS the client added for padding if the request had none, as a server answers."""
+@overload
+def _send(
+    client: Client, request: dns.message.Message, plain: _Plain | None, timeout: float
+) -> Response: ...
+@overload
+def _send(
+    client: AsyncClient, request: dns.message.Message, plain: _Plain | None, timeout: float
+) -> Awaitable[Response]: ...
+def _send(
+    client: Client | AsyncClient,
+    request: dns.message.Message,
+    plain: _Plain | None,
+    timeout: float,
+) -> Response | Awaitable[Response]:
+    """The client's call for ``request``: ``resolve()`` for a ``plain`` question, else
+    ``query()``; what an :class:`AsyncClient` gives is to be awaited."""
+    if plain is None:
+        return client.query(request, timeout=timeout)
+    name, rdtype, rdclass, dnssec = plain
+    return client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
+
+
+def _answer(
+    request: dns.message.Message, plain: _Plain | None, response: Response
+) -> dns.message.Message:
+    """The response as ``Client.query()`` gives it back: the message itself when the
+    request was sent as is, else with the request's ID and without the EDNS the client
+    added for padding if the request had none, as a server answers."""
+    if plain is None:
+        return response.message
     message = response._message_without_edns() if request.edns < 0 else response.message
     message.id = request.id
     return message
@@ -161,13 +202,18 @@ class DoTNameserver(dns.nameserver.Nameserver):
         """The server's port, recorded in dnspython's ``Answer``."""
         return int(self.server.port)
 
-    @staticmethod
-    def _check_source(source: str | None, source_port: int) -> None:
+    def _client(self, get: Callable[[], _C], source: str | None, source_port: int) -> _C:
+        """The client from ``get`` (one of the owner's), for a query that asks for no
+        ``source``; what the resolver drops (``NotImplementedError``) otherwise."""
         if source is not None or source_port:
             raise NotImplementedError(
                 "DoTNameserver shares its connections: it cannot bind source "
                 f"{source}:{source_port} for one query"
             )
+        try:
+            return get()
+        except (TypeError, RuntimeError) as exc:  # the wrong client, closed, another loop
+            raise NotImplementedError(str(exc)) from exc  # which the resolver drops
 
     def query(
         self,
@@ -180,20 +226,12 @@ class DoTNameserver(dns.nameserver.Nameserver):
         ignore_trailing: bool = False,
     ) -> dns.message.Message:
         """Send ``request`` over the blocking client and return the response."""
-        self._check_source(source, source_port)
-        try:
-            client = self._owner.sync_client()
-        except (TypeError, RuntimeError) as exc:  # the wrong client, closed, another loop
-            raise NotImplementedError(str(exc)) from exc  # which the resolver drops
+        client = self._client(self._owner.sync_client, source, source_port)
         plain = _plain_question(request)
         try:
-            if plain is None:
-                return client.query(request, timeout=timeout).message
-            name, rdtype, rdclass, dnssec = plain
-            response = client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
+            return _answer(request, plain, _send(client, request, plain, timeout))
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return _answer_to(request, response)
 
     async def async_query(
         self,
@@ -211,20 +249,12 @@ class DoTNameserver(dns.nameserver.Nameserver):
             raise NotImplementedError(
                 f"DoTNameserver supports the asyncio backend only, not {backend.name()}"
             )
-        self._check_source(source, source_port)
-        try:
-            client = self._owner.async_client()
-        except (TypeError, RuntimeError) as exc:  # the wrong client, closed, another loop
-            raise NotImplementedError(str(exc)) from exc  # which the resolver drops
+        client = self._client(self._owner.async_client, source, source_port)
         plain = _plain_question(request)
         try:
-            if plain is None:
-                return (await client.query(request, timeout=timeout)).message
-            name, rdtype, rdclass, dnssec = plain
-            response = await client.resolve(name, rdtype, rdclass, dnssec=dnssec, timeout=timeout)
+            return _answer(request, plain, await _send(client, request, plain, timeout))
         except DoTError as exc:
             raise _for_dnspython(exc, timeout) from exc
-        return _answer_to(request, response)
 
     def close(self) -> None:
         """Close the blocking client this nameserver made (not one given as
@@ -279,17 +309,30 @@ def _nameservers(
     return [DoTNameserver(server, **options)]
 
 
-def _configure(
-    resolver: dns.resolver.BaseResolver,
-    nameservers: list[dns.nameserver.Nameserver],
+def _resolver(
+    make: Callable[..., _R],
+    kind: type[Client | AsyncClient],
+    server: Any,
+    servers: Iterable[Any] | None,
+    client: Client | AsyncClient | None,
     cache: bool,
-    timeout: float | None,
-) -> None:
+    options: dict[str, Any],
+) -> _R:
+    """A resolver from ``make`` on :class:`DoTNameserver` s, whose ``client=`` (if any)
+    must be a ``kind``: what :func:`make_resolver` and :func:`make_async_resolver` do."""
+    if client is not None and not isinstance(client, kind):
+        raise TypeError(
+            f"client= must be a dotclient.{kind.__name__}, got {type(client).__name__}"
+        )
+    nameservers = _nameservers(server, servers, client, options)
+    resolver = make(configure=False)
     resolver.nameservers = nameservers
     resolver.cache = dns.resolver.LRUCache() if cache else None
+    timeout = options.get("timeout")
     if timeout is not None:
         # One query attempt and the whole lookup both get the client's timeout.
         resolver.timeout = resolver.lifetime = timeout
+    return resolver
 
 
 def make_resolver(
@@ -310,12 +353,7 @@ def make_resolver(
     search domains unless you set ``resolver.search``. With ``timeout=``, the resolver's
     ``timeout`` and ``lifetime`` are that too (else dnspython's 2 s and 5 s).
     """
-    if client is not None and not isinstance(client, Client):
-        raise TypeError(f"client= must be a dotclient.Client, got {type(client).__name__}")
-    nameservers = _nameservers(server, servers, client, options)
-    resolver = dns.resolver.Resolver(configure=False)
-    _configure(resolver, nameservers, cache, options.get("timeout"))
-    return resolver
+    return _resolver(dns.resolver.Resolver, Client, server, servers, client, cache, options)
 
 
 def make_async_resolver(
@@ -329,12 +367,9 @@ def make_async_resolver(
     """A ``dns.asyncresolver.Resolver`` whose nameservers are :class:`DoTNameserver` s;
     as :func:`make_resolver`, with ``client=`` a :class:`dotclient.AsyncClient`. Release
     owned clients with :func:`aclose_resolver`."""
-    if client is not None and not isinstance(client, AsyncClient):
-        raise TypeError(f"client= must be a dotclient.AsyncClient, got {type(client).__name__}")
-    nameservers = _nameservers(server, servers, client, options)
-    resolver = dns.asyncresolver.Resolver(configure=False)
-    _configure(resolver, nameservers, cache, options.get("timeout"))
-    return resolver
+    return _resolver(
+        dns.asyncresolver.Resolver, AsyncClient, server, servers, client, cache, options
+    )
 
 
 def close_resolver(resolver: dns.resolver.BaseResolver) -> None:

@@ -74,6 +74,32 @@ def _failed(host: str, found: Found, errors: list[Exception]) -> Exception:
     return type(errors[-1])(f"cannot connect to {host} at any address found over DoT: {tried}")
 
 
+def _pool_options(
+    verify: ssl.SSLContext | str | bool,
+    cert: Any,
+    trust_env: bool,
+    http1: bool,
+    http2: bool,
+    limits: httpx.Limits,
+    retries: int,
+    local_address: str | None,
+    socket_options: SocketOptions,
+) -> dict[str, Any]:
+    """The arguments of a transport's httpcore pool but its network backend, from the
+    transport's HTTP options (as ``httpx.HTTPTransport`` makes its pool)."""
+    return {
+        "ssl_context": httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
+        "max_connections": limits.max_connections,
+        "max_keepalive_connections": limits.max_keepalive_connections,
+        "keepalive_expiry": limits.keepalive_expiry,
+        "http1": http1,
+        "http2": http2,
+        "local_address": local_address,
+        "retries": retries,
+        "socket_options": socket_options,
+    }
+
+
 class DoTNetworkBackend(httpcore.NetworkBackend):
     """An httpcore network backend that looks host names up over DoT with ``client``
     (a :class:`dotclient.Client`) and connects to the addresses found through
@@ -218,17 +244,11 @@ class DoTTransport(httpx.HTTPTransport):
         self._owner = Owner(client, server, servers, options, kinds=(Client,))
         # Not super().__init__(): httpx.HTTPTransport handles requests on self._pool,
         # and this one's pool connects through the DoT network backend.
+        http = _pool_options(
+            verify, cert, trust_env, http1, http2, limits, retries, local_address, socket_options
+        )
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-            network_backend=DoTNetworkBackend(self._owner.sync_client()),
+            **http, network_backend=DoTNetworkBackend(self._owner.sync_client())
         )
 
     def close(self) -> None:
@@ -268,17 +288,11 @@ class AsyncDoTTransport(httpx.AsyncHTTPTransport):
         **options: Any,
     ) -> None:
         self._owner = Owner(client, server, servers, options, kinds=(AsyncClient,))
+        http = _pool_options(
+            verify, cert, trust_env, http1, http2, limits, retries, local_address, socket_options
+        )
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, cert=cert, trust_env=trust_env),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            http1=http1,
-            http2=http2,
-            local_address=local_address,
-            retries=retries,
-            socket_options=socket_options,
-            network_backend=AsyncDoTNetworkBackend._owned(self._owner),
+            **http, network_backend=AsyncDoTNetworkBackend._owned(self._owner)
         )
 
     async def aclose(self) -> None:
