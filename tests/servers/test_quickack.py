@@ -10,12 +10,14 @@ tests count the calls, so no verdict rests on timing.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+import dotclient
 from dotclient._backends import _async_stream, _sync_stream
 from dotclient._backends import quickack as real_quickack
 from dotclient.testing import IssuedCert
@@ -52,7 +54,7 @@ def test_sequential_lookups_on_a_kept_connection_need_no_quick_ack(
 ) -> None:
     with FakeServer(server_cert, echo_handler) as server:
         with open_client(mode, server.spec, ca_file=ca_file, timeout=10) as client:
-            client.resolve("first.test")  # the first wait may acknowledge tickets
+            client.resolve("first.test")
             before = recorder.calls
             for i in range(20):
                 assert client.resolve(f"n{i}.test").addresses() == ["192.0.2.53"]
@@ -85,3 +87,68 @@ def test_an_answer_in_two_parts_is_acknowledged_before_waiting_for_the_rest(
             client.resolve("warm.test")
             assert client.resolve("split.test").addresses() == ["192.0.2.53"]
     assert acknowledged == [True]
+
+
+class _FakeTLSLayer:
+    """Stands for asyncio's SSLProtocol: each raw read hands the stream what it
+    decrypted, if anything."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def buffer_updated(self, decrypted: bytes) -> None:
+        if decrypted:
+            self.stream.data_received(decrypted)
+
+
+class _FakeTransport:
+    def __init__(self, tls: _FakeTLSLayer) -> None:
+        self._ssl_protocol = tls
+
+
+def test_a_raw_read_with_nothing_for_a_waiting_reader_is_acknowledged_at_once(
+    recorder: Recorder,
+) -> None:
+    # TLS 1.3 session tickets come after the first query went out and never reach
+    # data_received: asyncio's TLS layer reads them, and the reader waits on. Such a
+    # read must ask for the ACK at once (a server under Nagle holds the answer behind
+    # the tickets until our delayed ACK); a read that brings data for the reader, or
+    # one with no reader waiting, need not.
+    async def main() -> list[int]:
+        stream = _async_stream.StreamProtocol()
+        tls = _FakeTLSLayer(stream)
+        assert _async_stream.watch_raw_reads(_FakeTransport(tls), stream)
+        calls = []
+        tls.buffer_updated(b"")  # nobody waits
+        calls.append(recorder.calls)
+        stream.reader = asyncio.get_running_loop().create_future()
+        tls.buffer_updated(b"")  # a ticket while the reader waits
+        calls.append(recorder.calls)
+        tls.buffer_updated(b"\x00\x20")  # data: the reader is woken instead
+        calls.append(recorder.calls)
+        return calls
+
+    assert asyncio.run(main()) == [0, 1, 1]
+
+
+def test_asyncio_connections_watch_their_raw_reads(
+    server_cert: IssuedCert, ca_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On this Python's own asyncio transport the watch is in place (it is private
+    # API: this fails, rather than the ACK silently going missing, if it moves).
+    installed: list[bool] = []
+    watch = _async_stream.watch_raw_reads
+
+    def spy(transport: Any, protocol: Any) -> bool:
+        installed.append(watch(transport, protocol))
+        return installed[-1]
+
+    monkeypatch.setattr(_async_stream, "watch_raw_reads", spy)
+
+    async def main(spec: str) -> None:
+        async with dotclient.AsyncClient(spec, ca_file=ca_file, timeout=10) as client:
+            await client.resolve("a.test")
+
+    with FakeServer(server_cert, echo_handler) as server:
+        asyncio.run(main(server.spec))
+    assert installed == [True]
