@@ -262,11 +262,9 @@ def parse_server(
     return server.replace(**changes) if changes else server
 
 
-@functools.lru_cache(maxsize=256)
 def _parse_text(spec: str) -> Server:
-    """The Server a spec names. Cached: a spec always names the same Server (a frozen
-    value, as the presets are), and a program that calls ``resolve()`` again and again
-    gives the same few specs; a bad spec is not cached and raises every time."""
+    """The Server a spec names: a preset (looked up in :data:`PRESETS` each time, which
+    a program may change), else the address it spells (:func:`_parse_address`)."""
     text = spec.strip()
     if not text:
         raise InvalidServerSpec("empty server spec")
@@ -288,6 +286,16 @@ def _parse_text(spec: str) -> Server:
             f"({PRESETS[rest.lower()].auth_name}); for another one give an address: "
             f"{PRESETS[rest.lower()].host}#{name}"
         )
+    return _parse_address(text, spec)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_address(text: str, spec: str) -> Server:
+    """The Server the spec ``text`` spells (no scheme, not a preset). Cached: a spec
+    always spells the same Server (a frozen value), and a program that calls
+    ``resolve()`` again and again gives the same few specs; a bad spec is not cached
+    and raises every time."""
+    rest, sep, name = text.partition("#")
     if sep and not name:
         raise InvalidServerSpec(f"empty authentication name after '#' in server spec {spec!r}")
     auth_name = name or None

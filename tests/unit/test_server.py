@@ -438,6 +438,17 @@ def test_a_spec_parses_to_the_same_server_every_time() -> None:
     assert (again.auth_name, again.pins) == ("cache.test", ())
 
 
+def test_a_preset_added_or_changed_after_a_parse_is_honoured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PRESETS is a public dict: the cache behind parse_server must not hide a change.
+    assert parse_server("mine.test") == Server("mine.test")
+    monkeypatch.setitem(PRESETS, "mine.test", Server("192.0.2.9", 853, "dot.mine.test"))
+    assert parse_server("mine.test") == Server("192.0.2.9", 853, "dot.mine.test")
+    monkeypatch.delitem(PRESETS, "mine.test")
+    assert parse_server("mine.test") == Server("mine.test")
+
+
 @pytest.mark.parametrize(
     "spec", ["bad..name", "1.1.1.1:53", "[::1", "1.2.3.999", "quad9#x.test", "ftp://x.test"]
 )
