@@ -21,6 +21,7 @@ Loopback only.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -33,7 +34,7 @@ import dns.version
 
 import dotclient
 from dotclient.integrations.dnspython import close_resolver, make_resolver
-from dotclient.testing import TestCA, UnboundServer
+from dotclient.testing import ServerNotFound, TestCA, UnboundServer
 
 # name -> the addresses the test zone gives it (CNAMEs followed)
 EXPECTED = {
@@ -69,7 +70,13 @@ def main() -> int:
 
     ca = TestCA()
     cert = ca.issue("dot.test", "127.0.0.1")
-    with tempfile.TemporaryDirectory() as tmp, UnboundServer(cert, nodelay=True) as server:
+    server = UnboundServer(cert, nodelay=True)
+    try:
+        server.start()  # builds the shim: ServerNotFound without a C compiler
+    except ServerNotFound as exc:
+        raise SystemExit(f"cannot run the benchmark: {exc}") from exc
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        stack.callback(server.stop)
         ca_file = ca.write_ca_file(os.path.join(tmp, "ca.pem"))
         spec = f"127.0.0.1:{server.port}#dot.test"
 

@@ -69,6 +69,11 @@ def quickack(sock: Any) -> None:
     may be unacknowledged (they note what came since their last write, which carried
     the ACK): not before every read, which cost a system call and a bare ACK packet
     per answer, about 9% of a sequential lookup.
+
+    Linux sends the pending ACK at once only when the socket's receive queue is empty
+    (or more than a segment is unacknowledged): call this after the socket has been
+    read dry (a recv that wanted more, asyncio's transport after its read), never
+    with data still queued.
     """
     if _QUICKACK is None:
         return
