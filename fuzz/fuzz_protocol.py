@@ -23,6 +23,7 @@ bytes reach the validation code instead of dying in the framing.
 from __future__ import annotations
 
 import argparse
+import array
 import contextlib
 import functools
 import hashlib
@@ -121,11 +122,14 @@ class _FixedSecrets:
         self._ids = list(ids)
         self._next = 0
 
-    def randbits(self, k: int) -> int:
+    def token_bytes(self, n: int) -> bytes:
+        """One ID a draw (the real draws give n // 2 at once), in the given order."""
         if self._ids:
-            return self._ids.pop(0) & ((1 << k) - 1)
-        self._next = (self._next + 1) % (1 << k)
-        return self._next
+            qid = self._ids.pop(0) & 0xFFFF
+        else:
+            self._next = (self._next + 1) % (1 << 16)
+            qid = self._next
+        return array.array("H", [qid]).tobytes()
 
 
 @contextlib.contextmanager
