@@ -234,23 +234,22 @@ class AsyncClient:
             raise RuntimeError("this client has been closed")
         started = time.perf_counter()
         rotation, pools = self._rotation, self._pools
-        # Made on the first failure: a dict less per query in flight when none fails.
+        # Made on the first failure (a dict less per query in flight when none fails),
+        # so None also means the first round: a later round follows a failure.
         errors: dict[Server, DoTError] | None = None
         restarts = 0
-        first = True
         while True:
             with self._mutex:
                 now = time.monotonic()
                 order = rotation.order(now)
                 # RFC 7858 section 3.1: no server left that offers usable DoT lately.
-                remembered = rotation.remembered(now) if first else None
+                remembered = rotation.remembered(now) if errors is None else None
             if remembered is not None:
                 raise self._all_failed(
                     {p.server: e for p, e in zip(pools, remembered, strict=True)}
                 )
-            first = False
             restarting = False
-            position = 0
+            position = 0  # counted by hand: an enumerate object less per query in flight
             for index in order:
                 pool = pools[index]
                 share = self._config.share(deadline, len(order) - position)
