@@ -324,20 +324,23 @@ class _Bulk:
             return self._failed(record, exc)
         rcode = dns.rcode.to_text(response.rcode)
         record["rcode"] = rcode
-        if response.rcode != dns.rcode.NOERROR:
-            pass
-        elif line.rdtype in _ADDRESS_TYPES:
-            # The same texts in the same order as the RRset's, read from the wire:
-            # building dnspython's RRset was a third of bulk's time per name.
-            record["answers"] = response.addresses()
-        else:
-            rrset = response.rrset
-            record["answers"] = [rdata.to_text() for rdata in rrset] if rrset is not None else []
+        if response.rcode == dns.rcode.NOERROR:
+            record["answers"] = self._answers(response, line.rdtype)
         record["server"] = self._name(response.server)
         record["elapsed"] = round(response.elapsed, 6)
         self.tally.rcodes[rcode] += 1
         self.tally.per_server[record["server"]] += 1
         return record
+
+    @staticmethod
+    def _answers(response: dotclient.Response, rdtype: str) -> list[str]:
+        """The texts of the RRset answering the question (CNAMEs followed)."""
+        if rdtype in _ADDRESS_TYPES:
+            # The same texts in the same order as the RRset's, read from the wire:
+            # building dnspython's RRset was a third of bulk's time per name.
+            return response.addresses()
+        rrset = response.rrset
+        return [rdata.to_text() for rdata in rrset] if rrset is not None else []
 
     def _failed(self, record: dict[str, Any], exc: Exception) -> dict[str, Any]:
         """A name without an answer: the last server tried and its error, and how many
